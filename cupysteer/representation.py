@@ -1,0 +1,276 @@
+r"""Representations as irreps plus an orthogonal change of basis.
+
+.. math::  \rho(g) = Q \,\Big(\bigoplus_i \psi_i(g)\Big)\, Q^T, \qquad Q^T Q = I.
+
+Constructors: irreps (``group.irrep(...).representation``), :func:`regular_representation`,
+:func:`quotient_representation`, :func:`directsum`, and :meth:`Representation.restrict`.
+All change-of-basis matrices are closed-form; nothing is found by numerical optimisation.
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from functools import cached_property
+from typing import Sequence
+
+import numpy as np
+from scipy.linalg import block_diag
+
+from ._subgroups import restrict_irrep
+from .groups import O2, PlanarGroup
+from .irreps import Irrep
+
+__all__ = ["Representation", "directsum", "regular_representation", "quotient_representation",
+           "ORTHOGONALITY_TOLERANCE"]
+
+ORTHOGONALITY_TOLERANCE = 1e-8
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=np.float64, copy=True)
+    a.setflags(write=False)
+    return a
+
+
+class Representation:
+    """ρ(g) = Q (⊕ irreps)(g) Qᵀ on R^size. Immutable, hashable by content, picklable.
+
+    Parameters
+    ----------
+    group : PlanarGroup
+    irreps : sequence of Irrep
+        The irreps of the block-diagonal part, in order.
+    change_of_basis : (size, size) array, optional
+        The orthogonal matrix Q (identity if omitted).
+    name : str, optional
+        e2cnn-style name (``regular``, ``quotient[3]``, ``irrep_1`` …); fields are grouped by it.
+    """
+
+    __slots__ = ("group", "irreps", "change_of_basis", "name", "_hash", "__dict__")
+
+    def __init__(self, group: PlanarGroup, irreps: Sequence[Irrep], change_of_basis=None,
+                 name: str | None = None):
+        irreps = tuple(irreps)
+        if not irreps:
+            raise ValueError("irreps must list at least one irrep")
+        for psi in irreps:
+            if not isinstance(psi, Irrep):
+                raise ValueError(f"irreps must contain Irrep objects, got {psi!r}")
+            if psi.group != group:
+                raise ValueError(f"irreps: {psi!r} belongs to {psi.group!r}, not to {group!r}")
+        size = sum(psi.dim for psi in irreps)
+        Q = np.eye(size) if change_of_basis is None else np.asarray(change_of_basis, np.float64)
+        if Q.shape != (size, size):
+            raise ValueError(f"change_of_basis must have shape ({size}, {size}) (the total "
+                             f"dimension of the irreps), got {Q.shape}")
+        err = np.abs(Q.T @ Q - np.eye(size)).max() if size else 0.0
+        if not np.isfinite(err) or err > ORTHOGONALITY_TOLERANCE:
+            raise ValueError(f"change_of_basis must be orthogonal (QᵀQ = I); max |QᵀQ − I| = "
+                             f"{err:.3g}. Orthonormalise it (e.g. with scipy.linalg.polar or a QR "
+                             f"decomposition) before building the representation")
+        if name is None:
+            name = "[" + ",".join(p.name for p in irreps) + "]"
+        set_ = object.__setattr__
+        set_(self, "group", group)
+        set_(self, "irreps", irreps)
+        set_(self, "change_of_basis", _readonly(Q))
+        set_(self, "name", str(name))
+        set_(self, "_hash", hash((group, irreps, self.name, self.change_of_basis.tobytes())))
+
+    def __setattr__(self, key, value):
+        raise AttributeError("Representation is immutable")
+
+    def __reduce__(self):
+        return (Representation, (self.group, self.irreps, np.array(self.change_of_basis),
+                                 self.name))
+
+    def __eq__(self, other):
+        if not isinstance(other, Representation):
+            return NotImplemented
+        return (self._hash == other._hash and self.group == other.group
+                and self.irreps == other.irreps and self.name == other.name
+                and np.array_equal(self.change_of_basis, other.change_of_basis))
+
+    def __hash__(self):
+        return self._hash
+
+    def __repr__(self):
+        return f"{self.group.name}|{self.name}:{self.size}"
+
+    # ---- structure ---------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        return self.change_of_basis.shape[0]
+
+    @cached_property
+    def irrep_offsets(self) -> np.ndarray:
+        """Position of every irrep inside the block-diagonal (irreps) basis."""
+        dims = [p.dim for p in self.irreps]
+        return np.concatenate([[0], np.cumsum(dims)[:-1]]).astype(np.int64)
+
+    @cached_property
+    def change_of_basis_inv(self) -> np.ndarray:
+        """Q⁻¹ = Qᵀ."""
+        return _readonly(self.change_of_basis.T)
+
+    @property
+    def is_identity_basis(self) -> bool:
+        return bool(np.array_equal(self.change_of_basis, np.eye(self.size)))
+
+    def multiplicities(self) -> Counter:
+        """How often each irrep occurs."""
+        return Counter(self.irreps)
+
+    @property
+    def is_trivial(self) -> bool:
+        return all(p.is_trivial for p in self.irreps)
+
+    def __add__(self, other: "Representation") -> "Representation":
+        return directsum([self, other])
+
+    # ---- evaluation ---------------------------------------------------------------------
+    def __call__(self, g) -> np.ndarray:
+        """The (size × size) matrix ρ(g)."""
+        return self.evaluate([g])[0]
+
+    def evaluate(self, elements) -> np.ndarray:
+        """ρ at a batch of elements, shape (n, size, size), vectorised over the batch."""
+        f, r = self.group.split_batch(elements)
+        return self.evaluate_split(f, r)
+
+    def evaluate_split(self, f, r) -> np.ndarray:
+        D = self.irreps_block_diagonal(f, r)
+        Q = self.change_of_basis
+        return Q @ D @ Q.T
+
+    def irreps_block_diagonal(self, f, r) -> np.ndarray:
+        """(⊕ψ_i)(g) for a batch of split elements, shape (n, size, size)."""
+        n = len(f)
+        D = np.zeros((n, self.size, self.size))
+        cache = {}
+        for psi, o in zip(self.irreps, self.irrep_offsets):
+            if psi not in cache:
+                cache[psi] = psi.evaluate_split(f, r)
+            D[:, o:o + psi.dim, o:o + psi.dim] = cache[psi]
+        return D
+
+    def character(self, g) -> float:
+        """tr ρ(g), computed from the irreps (the change of basis does not change it)."""
+        f, r = self.group.split_batch([g])
+        return float(sum(np.trace(p.evaluate_split(f, r)[0]) for p in self.irreps))
+
+    def characters(self, elements) -> np.ndarray:
+        f, r = self.group.split_batch(elements)
+        return sum(np.trace(p.evaluate_split(f, r), axis1=1, axis2=2) for p in self.irreps)
+
+    # ---- restriction -----------------------------------------------------------------------
+    def restrict(self, subgroup_id) -> "Representation":
+        """ρ restricted to the subgroup with e2cnn id ``subgroup_id``:
+        irreps restricted one by one, Q_H = Q · ⊕ C_ψ."""
+        sub = self.group.subgroup(subgroup_id)
+        irreps, Cs = [], []
+        for psi in self.irreps:
+            hs, C = restrict_irrep(psi, sub)
+            irreps += hs
+            Cs.append(C)
+        Q = self.change_of_basis @ block_diag(*Cs)
+        return Representation(sub.group, irreps, Q, name=f"restrict[{self.name},{sub.id}]")
+
+
+def directsum(reps: Sequence[Representation], change_of_basis=None,
+              name: str | None = None) -> Representation:
+    """ρ = P · (⊕ ρ_i) · Pᵀ with an optional extra orthogonal ``change_of_basis`` P.
+
+    The result's Q is P · (⊕ Q_i) and its irreps the concatenated lists.
+    """
+    reps = [r.representation if isinstance(r, Irrep) else r for r in reps]
+    if not reps:
+        raise ValueError("reps must contain at least one representation")
+    group = reps[0].group
+    for r in reps:
+        if r.group != group:
+            raise ValueError(f"reps: all representations must belong to one group; got "
+                             f"{group!r} and {r.group!r}")
+    Q = block_diag(*[r.change_of_basis for r in reps])
+    if change_of_basis is not None:
+        P = np.asarray(change_of_basis, np.float64)
+        if P.shape != Q.shape:
+            raise ValueError(f"change_of_basis must have shape {Q.shape}, got {P.shape}")
+        err = np.abs(P.T @ P - np.eye(len(P))).max()
+        if not np.isfinite(err) or err > ORTHOGONALITY_TOLERANCE:
+            raise ValueError(f"change_of_basis must be orthogonal (max |PᵀP − I| = {err:.3g})")
+        Q = P @ Q
+    if name is None:
+        name = "directsum[" + ",".join(r.name for r in reps) + "]"
+    irreps = [p for r in reps for p in r.irreps]
+    return Representation(group, irreps, Q, name=name)
+
+
+def regular_representation(group: PlanarGroup) -> Representation:
+    r"""Regular representation of a finite group: ρ(e)[j, i] = 1 iff g_j = e·g_i.
+
+    Each irrep ψ appears d_ψ / sos_ψ times; column (ψ, c, i) of Q is
+    :math:`\sqrt{d_\psi/|G|}\, \psi(g)[i, c]` over the elements g (e2cnn's element order).
+    """
+    if not group.is_finite:
+        raise ValueError(f"{group.name} is continuous and has no regular representation; "
+                         f"use irreps or a finite subgroup")
+    elements = group.elements()
+    f, r = group.split_batch(elements)
+    order = len(elements)
+    irreps, cols = [], []
+    for psi in group.irreps():
+        M = psi.evaluate_split(f, r)  # (|G|, d, d)
+        scale = math.sqrt(psi.dim / order)
+        for c in range(psi.dim // psi.sum_of_squares_constituents):
+            irreps.append(psi)
+            cols.append(scale * M[:, :, c])
+    return Representation(group, irreps, np.concatenate(cols, axis=1), name="regular")
+
+
+def _cosets(group, sub):
+    """Coset representatives r_i (first uncovered element, in element order) and the map
+    element → coset index."""
+    H = sub.elements()
+    reps, label = [], {}
+    for g in group.elements():
+        if g in label:
+            continue
+        label.update({group.compose(g, h): len(reps) for h in H})
+        reps.append(g)
+    return reps, label
+
+
+def quotient_representation(group: PlanarGroup, subgroup_id) -> Representation:
+    """Permutation action of G on the cosets G/H (e2cnn's ``quotient_repr(subgroup_id)``),
+    with e2cnn's closed-form change of basis (induced invariant vectors)."""
+    sub = group.subgroup(subgroup_id)
+    if group.is_finite:
+        reps, _ = _cosets(group, sub)
+    elif isinstance(group, O2) and sub.id == (None, -1):
+        reps = [(0, 0.0), (1, 0.0)]
+    else:
+        raise ValueError(f"subgroup_id {subgroup_id!r}: the only quotient of a continuous group "
+                         f"supported is O(2)/SO(2), i.e. (None, -1)")
+    irreps, vs = [], []
+    for psi in group.irreps():
+        hs, C = restrict_irrep(psi, sub)
+        offs = np.cumsum([0] + [h.dim for h in hs])
+        J = [int(o) for h, o in zip(hs, offs) if h.is_trivial]
+        if not J:
+            continue
+        m = len(J) // psi.sum_of_squares_constituents
+        for c in range(m):
+            e = np.zeros(psi.dim)
+            if m == len(J):
+                e[J[c]] = 1.0
+            else:
+                e[J[2 * c]] = e[J[2 * c + 1]] = 1.0
+            irreps.append(psi)
+            vs.append(math.sqrt(psi.dim / psi.sum_of_squares_constituents) * (C @ e))
+    v = np.concatenate(vs)
+    v /= np.linalg.norm(v)
+    rep = Representation(group, irreps, name="tmp")
+    f, r = group.split_batch(reps)
+    Qinv = np.einsum("nab,b->an", rep.irreps_block_diagonal(f, r), v)
+    return Representation(group, irreps, Qinv.T, name=f"quotient[{sub.id}]")
