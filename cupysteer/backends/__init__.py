@@ -1,0 +1,1 @@
+"""Execution backends of the expansion plan."""

@@ -1,0 +1,252 @@
+r"""The kernel basis of a convolution layer between two field types, at irreps level.
+
+Every filter satisfies :math:`K(g\cdot p) = \rho_\text{out}(g)\, K(p)\, \rho_\text{in}(g)^{-1}`.
+Per irreps pair the sampled harmonic basis is stored once (:class:`~cupysteer.pair_basis.PairBasis`);
+per field its orthogonal Q. The padded (dim, C_out, C_in, P) basis is never stored
+(:meth:`LayerBasis.dense` builds it on request, for tests and debugging).
+
+Weight order (e2cnn R2Conv's): fields are grouped by representation name; one weight slice
+per (in name, out name) pair with a non-empty basis, sorted as strings; inside a slice
+(out field, in field, element), elements ring-major, then input irrep, output irrep,
+then the pair's own order.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+
+from .field_type import FieldType
+from .pair_basis import PairBasis, sample_pair_basis
+from .plan import ExpansionPlan
+from .settings import BasisSettings, grid_points, resolve_settings
+
+__all__ = ["LayerBasis", "EmptyBasisError"]
+
+
+class EmptyBasisError(ValueError):
+    """The layer has no basis element at all."""
+
+
+def _group_fields(ftype: FieldType, side: str) -> dict:
+    """name → list of field indices (fibre order); checks that a name means one rep."""
+    groups, rep_of = {}, {}
+    for i, r in enumerate(ftype.representations):
+        if r.name in rep_of and rep_of[r.name] != r:
+            raise ValueError(f"{side}_type: two different representations share the name "
+                             f"{r.name!r}; give them distinct names")
+        rep_of[r.name] = r
+        groups.setdefault(r.name, []).append(i)
+    return groups
+
+
+class LayerBasis:
+    """Steerable basis of the filters from ``in_type`` to ``out_type``.
+
+    Parameters follow e2cnn's ``R2Conv`` (same defaults, see :mod:`cupysteer.settings`);
+    ``points`` (n, 2) samples at arbitrary coordinates instead of the k×k grid.
+    """
+
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int,
+                 dilation: int = 1, rings=None, sigma=None, frequencies_cutoff=None,
+                 maximum_offset=None, points=None, pair_cache=None):
+        for name, t in (("in_type", in_type), ("out_type", out_type)):
+            if not isinstance(t, FieldType):
+                raise ValueError(f"{name} must be a FieldType, got {type(t).__name__}")
+        if in_type.group != out_type.group:
+            raise ValueError(f"in_type and out_type must share one group; got "
+                             f"{in_type.group!r} and {out_type.group!r}")
+        self.in_type, self.out_type = in_type, out_type
+        if points is None:
+            self.points = grid_points(kernel_size, dilation)
+            self.filter_shape = (int(kernel_size), int(kernel_size))
+        else:
+            pts = np.asarray(points, np.float64)
+            if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) == 0 or not np.isfinite(pts).all():
+                raise ValueError(f"points must be a finite (n, 2) array of (x, y) coordinates, "
+                                 f"got shape {pts.shape}")
+            self.points = pts
+            self.filter_shape = (len(pts),)
+        self.points.setflags(write=False)
+        self.settings: BasisSettings = resolve_settings(
+            kernel_size, dilation, rings, sigma, frequencies_cutoff, maximum_offset,
+            None if points is None else self.points)
+        self._pairs: dict = {}
+        self._pair_cache = pair_cache
+        self._build()
+
+    # ---- construction -----------------------------------------------------------------
+    def pair_basis(self, in_irrep, out_irrep) -> PairBasis:
+        key = (in_irrep, out_irrep)
+        if key not in self._pairs:
+            if self._pair_cache is not None:
+                self._pairs[key] = self._pair_cache(in_irrep, out_irrep, self.settings,
+                                                    self.points)
+            else:
+                self._pairs[key] = sample_pair_basis(in_irrep, out_irrep, self.settings,
+                                                     self.points)
+        return self._pairs[key]
+
+    def _rep_pair_order(self, rin, rout):
+        """Per (ii, oo) with a non-empty pair basis: positions of its elements in the
+        representation pair's element order (ring, ii, oo, element); and the total count."""
+        keys, rings = [], []
+        for ii, pin in enumerate(rin.irreps):
+            for oo, pout in enumerate(rout.irreps):
+                pb = self.pair_basis(pin, pout)
+                if len(pb):
+                    keys.append((ii, oo))
+                    rings.append(pb.ring)
+        if not keys:
+            return {}, 0
+        ring = np.concatenate(rings)
+        which = np.concatenate([np.full(len(r), k) for k, r in enumerate(rings)])
+        within = np.concatenate([np.arange(len(r)) for r in rings])
+        order = np.lexsort((within, which, ring))  # ring-major; (ii, oo) order is `which`
+        pos = np.empty(len(ring), np.int64)
+        pos[order] = np.arange(len(ring))
+        starts = np.cumsum([0] + [len(r) for r in rings])
+        return {k: pos[starts[i]:starts[i + 1]] for i, k in enumerate(keys)}, len(ring)
+
+    def _build(self):
+        tin, tout = self.in_type, self.out_type
+        gin, gout = _group_fields(tin, "in_type"), _group_fields(tout, "out_type")
+        # irreps pairs τ in first-use order
+        taus: dict = {}
+        blocks = []  # (out_field, in_field, oo, ii, tau, weights array)
+        self.weight_blocks = []  # e2cnn layout: (in_name, out_name, lo, hi, n_out, n_in, d)
+        lo = 0
+        for in_name, out_name in sorted((a, b) for a in gin for b in gout):
+            rin = tin.representations[gin[in_name][0]]
+            rout = tout.representations[gout[out_name][0]]
+            pos, d = self._rep_pair_order(rin, rout)
+            if d == 0:
+                continue
+            fo, fi = gout[out_name], gin[in_name]
+            self.weight_blocks.append((in_name, out_name, lo, lo + d * len(fo) * len(fi),
+                                       len(fo), len(fi), d))
+            for (ii, oo), p in pos.items():
+                key = (rin.irreps[ii], rout.irreps[oo])
+                tau = taus.setdefault(key, len(taus))
+                for a, P in enumerate(fo):
+                    for b, Q in enumerate(fi):
+                        blocks.append((P, Q, oo, ii, tau, lo + (a * len(fi) + b) * d + p))
+            lo += d * len(fo) * len(fi)
+        if lo == 0:
+            raise EmptyBasisError(
+                f"the basis from {tin} to {tout} is empty for kernel_size {self.filter_shape}, "
+                f"rings {self.settings.rings} and cut-offs {self.settings.cutoff_per_ring}: "
+                f"increase frequencies_cutoff (e.g. 3.0) or kernel_size, or add rings")
+        self.dim = lo
+        self.irreps_pairs = list(taus)
+        blocks.sort(key=lambda t: (t[0], t[1]))
+        self._blocks = blocks
+        self.plan = self._make_plan(blocks)
+
+    def _make_plan(self, blocks) -> ExpansionPlan:
+        tin, tout = self.in_type, self.out_type
+        P = len(self.points)
+        pbs = [self.pair_basis(a, b) for a, b in self.irreps_pairs]
+        counts = np.array([len(pb) for pb in pbs], np.int64)
+        shapes = np.array([pb.shape for pb in pbs], np.int64).reshape(-1, 2)
+        sizes = counts * shapes.prod(1) * P
+        reps = list(dict.fromkeys(tout.representations + tin.representations))
+        rep_id = {r: i for i, r in enumerate(reps)}
+        rep_size = np.array([r.size for r in reps])
+        offs_out, offs_in = tout.field_offsets, tin.field_offsets
+        brow = [offs_out[b[0]] + tout.representations[b[0]].irrep_offsets[b[2]] for b in blocks]
+        bcol = [offs_in[b[1]] + tin.representations[b[1]].irrep_offsets[b[3]] for b in blocks]
+        bpair = np.array([b[4] for b in blocks], np.int64)
+        bweight = np.concatenate([[0], np.cumsum(counts[bpair])[:-1]]).astype(np.int64)
+        nfi = len(tin)
+        fp = np.array([b[0] * nfi + b[1] for b in blocks], np.int64)
+        ptr = np.searchsorted(fp, np.arange(len(tout) * nfi + 1))
+        trivial = [(f, offs_out[f] + o) for f, r in enumerate(tout.representations)
+                   for psi, o in zip(r.irreps, r.irrep_offsets) if psi.is_trivial]
+        return ExpansionPlan(
+            out_size=tout.size, in_size=tin.size, num_points=P, dim=self.dim,
+            filter_shape=self.filter_shape,
+            basis=np.concatenate([pb.values.ravel() for pb in pbs]),
+            pair_shape=shapes, pair_count=counts,
+            pair_offset=np.concatenate([[0], np.cumsum(sizes)[:-1]]),
+            block_pair=bpair, block_row=brow, block_col=bcol,
+            block_out_field=[b[0] for b in blocks], block_in_field=[b[1] for b in blocks],
+            block_weight=bweight, weight_index=np.concatenate([b[5] for b in blocks]),
+            fieldpair_ptr=ptr,
+            out_field_offset=offs_out, out_field_size=tout.field_sizes,
+            out_field_rep=[rep_id[r] for r in tout.representations],
+            in_field_offset=offs_in, in_field_size=tin.field_sizes,
+            in_field_rep=[rep_id[r] for r in tin.representations],
+            rep_size=rep_size,
+            rep_offset=np.concatenate([[0], np.cumsum(rep_size ** 2)[:-1]]),
+            rep_identity=[r.is_identity_basis for r in reps],
+            change_of_basis=np.concatenate([r.change_of_basis.ravel() for r in reps]),
+            bias_field=[t[0] for t in trivial], bias_row=[t[1] for t in trivial],
+        )
+
+    # ---- views ------------------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        """Filter shape (C_out, C_in, *filter_shape)."""
+        return (self.out_type.size, self.in_type.size) + self.filter_shape
+
+    @property
+    def num_bias(self) -> int:
+        return self.plan.num_bias
+
+    def __len__(self):
+        return self.dim
+
+    def __repr__(self):
+        return (f"LayerBasis({self.in_type} -> {self.out_type}, filter {self.filter_shape}, "
+                f"dim={self.dim})")
+
+    @property
+    def stored_bytes(self) -> int:
+        """Bytes of the irreps-level basis and changes of basis (what is stored)."""
+        return int(self.plan.basis.nbytes + self.plan.change_of_basis.nbytes)
+
+    @property
+    def dense_bytes(self) -> int:
+        """Bytes a padded float32 basis (dim, C_out, C_in, P) would take (e2cnn-style)."""
+        return 4 * self.dim * self.out_type.size * self.in_type.size * len(self.points)
+
+    @cached_property
+    def element_attributes(self) -> dict:
+        """Per weight: ring radius, frequency μ, γ, s, alias offset, output field, input field,
+        output irrep index inside the field, input irrep (arrays of length dim)."""
+        n = self.dim
+        out = {k: np.zeros(n, dt) for k, dt in (
+            ("radius", float), ("sigma", float), ("frequency", int), ("gamma", float),
+            ("s", int), ("offset", int), ("out_field", int), ("in_field", int),
+            ("out_irrep_idx", int), ("in_irrep_idx", int))}
+        names = np.empty(n, object)
+        for (Pf, Qf, oo, ii, tau, w) in self._blocks:
+            pb = self.pair_basis(*self.irreps_pairs[tau])
+            out["radius"][w] = np.asarray(self.settings.rings)[pb.ring]
+            out["sigma"][w] = np.asarray(self.settings.sigma)[pb.ring]
+            for k in ("frequency", "gamma", "s", "offset"):
+                out[k][w] = getattr(pb, k)
+            out["out_field"][w], out["in_field"][w] = Pf, Qf
+            out["out_irrep_idx"][w], out["in_irrep_idx"][w] = oo, ii
+            names[w] = pb.in_irrep.name
+        out["in_irrep_name"] = names
+        return out
+
+    def dense(self, dtype=np.float64) -> np.ndarray:
+        """The padded basis (dim, C_out, C_in, *filter_shape), built directly from the irreps
+        blocks (a reference independent of the plan executors)."""
+        D = np.zeros((self.dim, self.out_type.size, self.in_type.size, len(self.points)))
+        tin, tout = self.in_type, self.out_type
+        for (Pf, Qf, oo, ii, tau, w) in self._blocks:
+            rout, rin = tout.representations[Pf], tin.representations[Qf]
+            pb = self.pair_basis(*self.irreps_pairs[tau])
+            do, di = pb.shape
+            a, c = rout.irrep_offsets[oo], rin.irrep_offsets[ii]
+            Qo = rout.change_of_basis[:, a:a + do]
+            Qi = rin.change_of_basis[:, c:c + di]
+            E = np.einsum("ab,nbcp,dc->nadp", Qo, pb.values, Qi)
+            D[np.ix_(w, np.arange(tout.channels(Pf).start, tout.channels(Pf).stop),
+                     np.arange(tin.channels(Qf).start, tin.channels(Qf).stop),
+                     np.arange(len(self.points)))] = E
+        return D.reshape((self.dim,) + self.shape).astype(dtype)
