@@ -16,3 +16,10 @@ __all__ = [
     "Subgroup", "trivial_group", "Irrep", "Representation", "directsum",
     "regular_representation", "quotient_representation", "FieldType",
 ]
+from .settings import BasisSettings, grid_points, resolve_settings
+from .basis import EmptyBasisError, LayerBasis
+from .plan import ExpansionPlan
+from .init import he_init, he_std
+
+__all__ += ["BasisSettings", "grid_points", "resolve_settings", "EmptyBasisError",
+            "LayerBasis", "ExpansionPlan", "he_init", "he_std"]

@@ -24,6 +24,21 @@ from .settings import BasisSettings, grid_points, resolve_settings
 __all__ = ["LayerBasis", "EmptyBasisError"]
 
 
+def _as_float_array(x, name):
+    if type(x).__module__.split(".")[0] not in ("numpy", "builtins"):
+        raise TypeError(f"{name}: expected a NumPy array, got {type(x).__module__}."
+                        f"{type(x).__name__}; CuPy/torch/JAX inputs go through their adapters")
+    a = np.asarray(x)
+    if a.dtype.kind in "iub":
+        a = a.astype(np.float64)
+    if a.dtype not in (np.float32, np.float64):
+        raise ValueError(f"{name} must be float32 or float64, got {a.dtype}; cast it with "
+                         f".astype(np.float32)")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return a
+
+
 class EmptyBasisError(ValueError):
     """The layer has no basis element at all."""
 
@@ -73,6 +88,7 @@ class LayerBasis:
             None if points is None else self.points)
         self._pairs: dict = {}
         self._pair_cache = pair_cache
+        self._expanders: dict = {}
         self._build()
 
     # ---- construction -----------------------------------------------------------------
@@ -184,6 +200,51 @@ class LayerBasis:
             bias_field=[t[0] for t in trivial], bias_row=[t[1] for t in trivial],
         )
 
+    # ---- expansion ----------------------------------------------------------------------
+    def _expander(self, dtype):
+        from .backends.numpy_backend import NumpyExpander
+        dtype = np.dtype(dtype)
+        if dtype not in self._expanders:
+            self._expanders[dtype] = NumpyExpander(self.plan, dtype)
+        return self._expanders[dtype]
+
+    def expand(self, weights) -> np.ndarray:
+        """Weights (dim,) or (batch, dim) → filter (C_out, C_in, k, k) or (batch, …),
+        in the weights' dtype (float32 or float64)."""
+        w = _as_float_array(weights, "weights")
+        return self._expander(w.dtype).expand(w)
+
+    def adjoint(self, filter_grad) -> np.ndarray:
+        """The exact transpose of :meth:`expand`: filter gradient → weight gradient."""
+        G = _as_float_array(filter_grad, "filter_grad")
+        return self._expander(G.dtype).adjoint(G)
+
+    def expand_bias(self, bias) -> np.ndarray:
+        """One bias per trivial output irrep (T,) → one per output channel (C_out,)."""
+        b = _as_float_array(bias, "bias")
+        return self._expander(b.dtype).expand_bias(b)
+
+    def bias_expansion(self) -> np.ndarray:
+        """The (C_out, T) matrix of :meth:`expand_bias`."""
+        from .backends.numpy_backend import bias_expansion
+        return bias_expansion(self.plan)
+
+    def he_std(self) -> np.ndarray:
+        """Generalised He standard deviation of every weight (see :mod:`cupysteer.init`)."""
+        from .init import he_std
+        return he_std(self)
+
+    def init_weights(self, rng: np.random.Generator | None = None, dtype=np.float32):
+        """Generalised He initialisation drawn from the NumPy Generator ``rng``."""
+        from .init import he_init
+        return he_init(self, rng, dtype)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_expanders"] = {}
+        state["_pair_cache"] = None
+        return state
+
     # ---- views ------------------------------------------------------------------------
     @property
     def shape(self) -> tuple:
@@ -207,9 +268,13 @@ class LayerBasis:
         return int(self.plan.basis.nbytes + self.plan.change_of_basis.nbytes)
 
     @property
-    def dense_bytes(self) -> int:
-        """Bytes a padded float32 basis (dim, C_out, C_in, P) would take (e2cnn-style)."""
-        return 4 * self.dim * self.out_type.size * self.in_type.size * len(self.points)
+    def padded_bytes(self) -> int:
+        """Bytes of e2cnn's padded float32 basis for this layer: one (d, size_out, size_in, P)
+        buffer per (in repr name, out repr name) block, shared by that block's fields."""
+        t_in, t_out = self.in_type, self.out_type
+        size = {r.name: r.size for r in t_in.representations + t_out.representations}
+        return 4 * len(self.points) * sum(d * size[i] * size[o]
+                                          for i, o, _, _, _, _, d in self.weight_blocks)
 
     @cached_property
     def element_attributes(self) -> dict:
