@@ -23,3 +23,6 @@ from .init import he_init, he_std
 
 __all__ += ["BasisSettings", "grid_points", "resolve_settings", "EmptyBasisError",
             "LayerBasis", "ExpansionPlan", "he_init", "he_std"]
+from .cache import BasisCache, default_cache
+
+__all__ += ["BasisCache", "default_cache"]

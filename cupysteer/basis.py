@@ -39,6 +39,18 @@ def _as_float_array(x, name):
     return a
 
 
+_SHARED_STATE = ("dim", "irreps_pairs", "weight_blocks", "_block", "plan", "_pairs")
+
+
+def _irrep_offset_table(ftype: FieldType) -> np.ndarray:
+    """(fields, max irreps per field) table of irrep offsets inside each field."""
+    reps = ftype.representations
+    table = np.zeros((len(reps), max(len(r.irreps) for r in reps)), np.int64)
+    for f, r in enumerate(reps):
+        table[f, :len(r.irreps)] = r.irrep_offsets
+    return table
+
+
 class EmptyBasisError(ValueError):
     """The layer has no basis element at all."""
 
@@ -60,11 +72,13 @@ class LayerBasis:
 
     Parameters follow e2cnn's ``R2Conv`` (same defaults, see :mod:`cupysteer.settings`);
     ``points`` (n, 2) samples at arbitrary coordinates instead of the k×k grid.
+    ``cache``: a :class:`~cupysteer.cache.BasisCache`, ``None`` for the process-wide
+    :func:`~cupysteer.cache.default_cache`, or ``False`` to build everything afresh.
     """
 
     def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int,
                  dilation: int = 1, rings=None, sigma=None, frequencies_cutoff=None,
-                 maximum_offset=None, points=None, pair_cache=None):
+                 maximum_offset=None, points=None, cache=None):
         for name, t in (("in_type", in_type), ("out_type", out_type)):
             if not isinstance(t, FieldType):
                 raise ValueError(f"{name} must be a FieldType, got {type(t).__name__}")
@@ -87,17 +101,31 @@ class LayerBasis:
             kernel_size, dilation, rings, sigma, frequencies_cutoff, maximum_offset,
             None if points is None else self.points)
         self._pairs: dict = {}
-        self._pair_cache = pair_cache
         self._expanders: dict = {}
+        if cache is None:
+            from .cache import default_cache
+            cache = default_cache()
+        self._cache = cache or None
+        key = None
+        if self._cache is not None:
+            from .cache import _points_digest
+            key = (in_type, out_type, self.settings, self.filter_shape,
+                   _points_digest(self.points))
+            state = self._cache.layer_state(key)
+            if state is not None:
+                self.__dict__.update(state)
+                return
         self._build()
+        if key is not None:
+            self._cache.store_layer_state(key, {k: getattr(self, k) for k in _SHARED_STATE})
 
     # ---- construction -----------------------------------------------------------------
     def pair_basis(self, in_irrep, out_irrep) -> PairBasis:
         key = (in_irrep, out_irrep)
         if key not in self._pairs:
-            if self._pair_cache is not None:
-                self._pairs[key] = self._pair_cache(in_irrep, out_irrep, self.settings,
-                                                    self.points)
+            if self._cache is not None:
+                self._pairs[key] = self._cache.pair_basis(in_irrep, out_irrep, self.settings,
+                                                          self.points)
             else:
                 self._pairs[key] = sample_pair_basis(in_irrep, out_irrep, self.settings,
                                                      self.points)
@@ -127,9 +155,8 @@ class LayerBasis:
     def _build(self):
         tin, tout = self.in_type, self.out_type
         gin, gout = _group_fields(tin, "in_type"), _group_fields(tout, "out_type")
-        # irreps pairs τ in first-use order
-        taus: dict = {}
-        blocks = []  # (out_field, in_field, oo, ii, tau, weights array)
+        taus: dict = {}  # irreps pairs τ in first-use order
+        segs = []  # (out fields, in fields, oo, ii, tau, weights (n_fields, n_tau))
         self.weight_blocks = []  # e2cnn layout: (in_name, out_name, lo, hi, n_out, n_in, d)
         lo = 0
         for in_name, out_name in sorted((a, b) for a in gin for b in gout):
@@ -138,16 +165,14 @@ class LayerBasis:
             pos, d = self._rep_pair_order(rin, rout)
             if d == 0:
                 continue
-            fo, fi = gout[out_name], gin[in_name]
-            self.weight_blocks.append((in_name, out_name, lo, lo + d * len(fo) * len(fi),
-                                       len(fo), len(fi), d))
+            fo, fi = np.asarray(gout[out_name]), np.asarray(gin[in_name])
+            nf = len(fo) * len(fi)
+            self.weight_blocks.append((in_name, out_name, lo, lo + d * nf, len(fo), len(fi), d))
             for (ii, oo), p in pos.items():
-                key = (rin.irreps[ii], rout.irreps[oo])
-                tau = taus.setdefault(key, len(taus))
-                for a, P in enumerate(fo):
-                    for b, Q in enumerate(fi):
-                        blocks.append((P, Q, oo, ii, tau, lo + (a * len(fi) + b) * d + p))
-            lo += d * len(fo) * len(fi)
+                tau = taus.setdefault((rin.irreps[ii], rout.irreps[oo]), len(taus))
+                segs.append((np.repeat(fo, len(fi)), np.tile(fi, len(fo)), oo, ii, tau,
+                             lo + np.arange(nf)[:, None] * d + p[None, :]))
+            lo += d * nf
         if lo == 0:
             raise EmptyBasisError(
                 f"the basis from {tin} to {tout} is empty for kernel_size {self.filter_shape}, "
@@ -155,12 +180,23 @@ class LayerBasis:
                 f"increase frequencies_cutoff (e.g. 3.0) or kernel_size, or add rings")
         self.dim = lo
         self.irreps_pairs = list(taus)
-        blocks.sort(key=lambda t: (t[0], t[1]))
-        self._blocks = blocks
-        self.plan = self._make_plan(blocks)
+        cat = np.concatenate
+        bP, bQ = cat([s[0] for s in segs]), cat([s[1] for s in segs])
+        rep = [len(s[0]) for s in segs]
+        boo, bii, btau = (np.repeat([s[k] for s in segs], rep) for k in (2, 3, 4))
+        rows = cat([s[5].ravel() for s in segs])
+        n = cat([np.full(len(s[0]), s[5].shape[1]) for s in segs])
+        start = cat([[0], np.cumsum(n)[:-1]])
+        order = np.lexsort((bQ, bP))  # blocks of a field pair contiguous, stable
+        n_sorted = n[order]
+        first = np.repeat(start[order] - cat([[0], np.cumsum(n_sorted)[:-1]]), n_sorted)
+        self._block = dict(out_field=bP[order], in_field=bQ[order], oo=boo[order],
+                           ii=bii[order], tau=btau[order])
+        self.plan = self._make_plan(rows[first + np.arange(n_sorted.sum())])
 
-    def _make_plan(self, blocks) -> ExpansionPlan:
+    def _make_plan(self, weight_index) -> ExpansionPlan:
         tin, tout = self.in_type, self.out_type
+        blk = self._block
         P = len(self.points)
         pbs = [self.pair_basis(a, b) for a, b in self.irreps_pairs]
         counts = np.array([len(pb) for pb in pbs], np.int64)
@@ -170,12 +206,14 @@ class LayerBasis:
         rep_id = {r: i for i, r in enumerate(reps)}
         rep_size = np.array([r.size for r in reps])
         offs_out, offs_in = tout.field_offsets, tin.field_offsets
-        brow = [offs_out[b[0]] + tout.representations[b[0]].irrep_offsets[b[2]] for b in blocks]
-        bcol = [offs_in[b[1]] + tin.representations[b[1]].irrep_offsets[b[3]] for b in blocks]
-        bpair = np.array([b[4] for b in blocks], np.int64)
+        irr_out = _irrep_offset_table(tout)
+        irr_in = _irrep_offset_table(tin)
+        brow = offs_out[blk["out_field"]] + irr_out[blk["out_field"], blk["oo"]]
+        bcol = offs_in[blk["in_field"]] + irr_in[blk["in_field"], blk["ii"]]
+        bpair = blk["tau"]
         bweight = np.concatenate([[0], np.cumsum(counts[bpair])[:-1]]).astype(np.int64)
         nfi = len(tin)
-        fp = np.array([b[0] * nfi + b[1] for b in blocks], np.int64)
+        fp = blk["out_field"] * nfi + blk["in_field"]
         ptr = np.searchsorted(fp, np.arange(len(tout) * nfi + 1))
         trivial = [(f, offs_out[f] + o) for f, r in enumerate(tout.representations)
                    for psi, o in zip(r.irreps, r.irrep_offsets) if psi.is_trivial]
@@ -186,8 +224,8 @@ class LayerBasis:
             pair_shape=shapes, pair_count=counts,
             pair_offset=np.concatenate([[0], np.cumsum(sizes)[:-1]]),
             block_pair=bpair, block_row=brow, block_col=bcol,
-            block_out_field=[b[0] for b in blocks], block_in_field=[b[1] for b in blocks],
-            block_weight=bweight, weight_index=np.concatenate([b[5] for b in blocks]),
+            block_out_field=blk["out_field"], block_in_field=blk["in_field"],
+            block_weight=bweight, weight_index=weight_index,
             fieldpair_ptr=ptr,
             out_field_offset=offs_out, out_field_size=tout.field_sizes,
             out_field_rep=[rep_id[r] for r in tout.representations],
@@ -242,7 +280,7 @@ class LayerBasis:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_expanders"] = {}
-        state["_pair_cache"] = None
+        state["_cache"] = None
         return state
 
     # ---- views ------------------------------------------------------------------------
@@ -278,40 +316,49 @@ class LayerBasis:
 
     @cached_property
     def element_attributes(self) -> dict:
-        """Per weight: ring radius, frequency μ, γ, s, alias offset, output field, input field,
-        output irrep index inside the field, input irrep (arrays of length dim)."""
-        n = self.dim
-        out = {k: np.zeros(n, dt) for k, dt in (
-            ("radius", float), ("sigma", float), ("frequency", int), ("gamma", float),
-            ("s", int), ("offset", int), ("out_field", int), ("in_field", int),
-            ("out_irrep_idx", int), ("in_irrep_idx", int))}
-        names = np.empty(n, object)
-        for (Pf, Qf, oo, ii, tau, w) in self._blocks:
-            pb = self.pair_basis(*self.irreps_pairs[tau])
-            out["radius"][w] = np.asarray(self.settings.rings)[pb.ring]
-            out["sigma"][w] = np.asarray(self.settings.sigma)[pb.ring]
-            for k in ("frequency", "gamma", "s", "offset"):
-                out[k][w] = getattr(pb, k)
-            out["out_field"][w], out["in_field"][w] = Pf, Qf
-            out["out_irrep_idx"][w], out["in_irrep_idx"][w] = oo, ii
-            names[w] = pb.in_irrep.name
-        out["in_irrep_name"] = names
+        """Per weight (arrays of length dim): ring ``radius`` and ``sigma``, ``frequency`` μ,
+        ``gamma``, ``s``, alias ``offset``, ``out_field``, ``in_field``, ``out_irrep_idx`` and
+        ``in_irrep_idx`` (inside the field's representation), ``in_irrep_name``."""
+        plan, blk = self.plan, self._block
+        pbs = [self.pair_basis(*t) for t in self.irreps_pairs]
+        n = plan.pair_count[plan.block_pair]
+        beta = np.repeat(np.arange(plan.num_blocks), n)
+        elem = np.arange(n.sum()) - np.repeat(plan.block_weight, n)
+        first = np.concatenate([[0], np.cumsum(plan.pair_count)[:-1]])[plan.block_pair[beta]]
+        flat = first + elem  # index into the concatenated pair attributes
+        w = plan.weight_index
+        out = {}
+        rings = np.concatenate([pb.ring for pb in pbs])
+        for key, table in (("radius", np.asarray(self.settings.rings)),
+                           ("sigma", np.asarray(self.settings.sigma))):
+            out[key] = np.empty(self.dim)
+            out[key][w] = table[rings[flat]]
+        for key in ("frequency", "gamma", "s", "offset"):
+            vals = np.concatenate([getattr(pb, key) for pb in pbs])
+            out[key] = np.empty(self.dim, vals.dtype)
+            out[key][w] = vals[flat]
+        for key, src in (("out_field", "out_field"), ("in_field", "in_field"),
+                         ("out_irrep_idx", "oo"), ("in_irrep_idx", "ii")):
+            out[key] = np.empty(self.dim, np.int64)
+            out[key][w] = blk[src][beta]
+        names = np.array([pb.in_irrep.name for pb in pbs], dtype=object)
+        out["in_irrep_name"] = np.empty(self.dim, object)
+        out["in_irrep_name"][w] = names[plan.block_pair[beta]]
         return out
 
     def dense(self, dtype=np.float64) -> np.ndarray:
         """The padded basis (dim, C_out, C_in, *filter_shape), built directly from the irreps
-        blocks (a reference independent of the plan executors)."""
+        blocks and the fields' Q (a reference independent of the plan executors)."""
         D = np.zeros((self.dim, self.out_type.size, self.in_type.size, len(self.points)))
-        tin, tout = self.in_type, self.out_type
-        for (Pf, Qf, oo, ii, tau, w) in self._blocks:
+        tin, tout, plan, blk = self.in_type, self.out_type, self.plan, self._block
+        for beta in range(plan.num_blocks):
+            Pf, Qf, oo, ii = (int(blk[k][beta]) for k in ("out_field", "in_field", "oo", "ii"))
             rout, rin = tout.representations[Pf], tin.representations[Qf]
-            pb = self.pair_basis(*self.irreps_pairs[tau])
+            pb = self.pair_basis(*self.irreps_pairs[int(blk["tau"][beta])])
             do, di = pb.shape
             a, c = rout.irrep_offsets[oo], rin.irrep_offsets[ii]
-            Qo = rout.change_of_basis[:, a:a + do]
-            Qi = rin.change_of_basis[:, c:c + di]
-            E = np.einsum("ab,nbcp,dc->nadp", Qo, pb.values, Qi)
-            D[np.ix_(w, np.arange(tout.channels(Pf).start, tout.channels(Pf).stop),
-                     np.arange(tin.channels(Qf).start, tin.channels(Qf).stop),
-                     np.arange(len(self.points)))] = E
+            E = np.einsum("ab,nbcp,dc->nadp", rout.change_of_basis[:, a:a + do], pb.values,
+                          rin.change_of_basis[:, c:c + di])
+            w = plan.weight_index[plan.block_weight[beta]:plan.block_weight[beta] + len(pb)]
+            D[w, tout.channels(Pf), tin.channels(Qf)] = E
         return D.reshape((self.dim,) + self.shape).astype(dtype)

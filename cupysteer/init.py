@@ -17,18 +17,25 @@ __all__ = ["he_std", "he_init"]
 
 
 def he_std(basis) -> np.ndarray:
-    """Standard deviation of every weight of ``basis`` (a LayerBasis), shape (dim,)."""
-    att = basis.element_attributes
+    """Standard deviation of every weight of ``basis`` (a LayerBasis), shape (dim,).
+
+    Computed per irreps block: all n_τ weights of a block share (o, a)."""
+    plan, blk = basis.plan, basis._block
     first_irrep = np.cumsum([0] + [len(r.irreps) for r in basis.out_type.representations])
-    o = first_irrep[att["out_field"]] + att["out_irrep_idx"]
-    _, a = np.unique(att["in_irrep_name"].astype(str), return_inverse=True)
-    pair = o * (a.max() + 1) + a
-    _, pair_id, c = np.unique(pair, return_inverse=True, return_counts=True)
-    # A(o): number of distinct a per o
-    uo, o_id = np.unique(o, return_inverse=True)
-    distinct = np.unique(pair)
-    A = np.bincount(np.searchsorted(uo, distinct // (a.max() + 1)), minlength=len(uo))
-    return 1.0 / np.sqrt(A[o_id] * c[pair_id])
+    o = first_irrep[blk["out_field"]] + blk["oo"]
+    names = [pin.name for pin, _ in basis.irreps_pairs]
+    _, name_id = np.unique(names, return_inverse=True)
+    a = name_id.reshape(-1)[plan.block_pair]
+    n = plan.pair_count[plan.block_pair]
+    key = o * (a.max() + 1) + a
+    uk, kid = np.unique(key, return_inverse=True)
+    c = np.bincount(kid, weights=n)  # c(a, o): weights per (o, a)
+    uo, oid = np.unique(o, return_inverse=True)
+    A = np.bincount(np.searchsorted(uo, uk // (a.max() + 1)), minlength=len(uo))
+    std_block = 1.0 / np.sqrt(A[oid] * c[kid])
+    std = np.empty(basis.dim)
+    std[plan.weight_index] = np.repeat(std_block, n)
+    return std
 
 
 def he_init(basis, rng: np.random.Generator | None = None, dtype=np.float32) -> np.ndarray:
