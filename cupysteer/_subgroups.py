@@ -59,7 +59,7 @@ def make_subgroup(group: PlanarGroup, sid) -> Subgroup:
                                    f"M dividing N={N}")
         M = int(M)
         if a is None:
-            return Subgroup(group, sid, CyclicGroup(M))
+            return Subgroup(group, (None, M), CyclicGroup(M))
         if not isinstance(a, (int, np.integer)) or not (0 <= a < N // M):
             raise _err(group, sid, f"a reflection index a with 0 <= a < N/M = {N // M}")
         delta = TWO_PI * int(a) / N
@@ -77,7 +77,7 @@ def make_subgroup(group: PlanarGroup, sid) -> Subgroup:
         M = int(M)
         if a is None:
             H = SO2(group.maximum_frequency) if M == -1 else CyclicGroup(M)
-            return Subgroup(group, sid, H)
+            return Subgroup(group, (None, M), H)
         delta = float(a) % TWO_PI
         axis = beta + delta / 2
         H = O2(group.maximum_frequency, axis) if M == -1 else FlipGroup(axis) if M == 1 \

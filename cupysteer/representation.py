@@ -75,7 +75,9 @@ class Representation:
         set_(self, "irreps", irreps)
         set_(self, "change_of_basis", _readonly(Q))
         set_(self, "name", str(name))
-        set_(self, "_hash", hash((group, irreps, self.name, self.change_of_basis.tobytes())))
+        # "+ 0.0" maps -0.0 to 0.0, so that equal contents (array_equal) hash equal
+        set_(self, "_hash", hash((group, irreps, self.name,
+                                  (self.change_of_basis + 0.0).tobytes())))
 
     def __setattr__(self, key, value):
         raise AttributeError("Representation is immutable")
