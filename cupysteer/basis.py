@@ -24,6 +24,10 @@ from .settings import BasisSettings, grid_points, resolve_settings
 __all__ = ["LayerBasis", "EmptyBasisError"]
 
 
+def _is_cupy(x) -> bool:
+    return type(x).__module__.split(".")[0] == "cupy"
+
+
 def _as_float_array(x, name):
     if type(x).__module__.split(".")[0] not in ("numpy", "builtins"):
         raise TypeError(f"{name}: expected a NumPy array, got {type(x).__module__}."
@@ -246,14 +250,35 @@ class LayerBasis:
             self._expanders[dtype] = NumpyExpander(self.plan, dtype)
         return self._expanders[dtype]
 
-    def expand(self, weights) -> np.ndarray:
+    def _cupy_expander(self, dtype, method):
+        from .backends.cupy_backend import CupyExpander
+        key = ("cupy", np.dtype(dtype), method)
+        if key not in self._expanders:
+            dense = [self.dense(dtype)] if method == "padded" else None
+            self._expanders[key] = CupyExpander(self.plan, dtype, method, dense)
+        return self._expanders[key]
+
+    def expand(self, weights, method: str = "fused"):
         """Weights (dim,) or (batch, dim) → filter (C_out, C_in, k, k) or (batch, …),
-        in the weights' dtype (float32 or float64)."""
+        in the weights' dtype (float32 or float64) and array library: NumPy arrays run the
+        NumPy reference, CuPy arrays the CUDA kernels (``method`` 'fused' or 'padded')."""
+        if _is_cupy(weights):
+            ex = self._cupy_expander(weights.dtype, method)
+            flat = ex.expand(weights)
+            return flat.reshape(weights.shape[:-1] + self.shape)
         w = _as_float_array(weights, "weights")
         return self._expander(w.dtype).expand(w)
 
-    def adjoint(self, filter_grad) -> np.ndarray:
+    def adjoint(self, filter_grad, method: str = "fused"):
         """The exact transpose of :meth:`expand`: filter gradient → weight gradient."""
+        if _is_cupy(filter_grad):
+            ex = self._cupy_expander(filter_grad.dtype, method)
+            n = int(np.prod(self.shape))
+            lead = filter_grad.shape[:filter_grad.ndim - len(self.shape)]
+            if filter_grad.shape[len(lead):] != self.shape:
+                raise ValueError(f"filter_grad must have shape {self.shape} or (batch, "
+                                 f"*{self.shape}), got {filter_grad.shape}")
+            return ex.adjoint(filter_grad.reshape(lead + (n,)))
         G = _as_float_array(filter_grad, "filter_grad")
         return self._expander(G.dtype).adjoint(G)
 
@@ -279,7 +304,7 @@ class LayerBasis:
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_expanders"] = {}
+        state["_expanders"] = {}  # device state is rebuilt on demand
         state["_cache"] = None
         return state
 

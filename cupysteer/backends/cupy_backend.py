@@ -1,0 +1,193 @@
+"""CuPy backend: the fused RawKernels of ``kernels/expand.cu`` on CUDA devices.
+
+CuPy is imported lazily. Modules are compiled once per (device, options) and the packed
+plan is uploaded once per device; launches go to the current CuPy stream. Every shape,
+dtype, device and contiguity check happens in Python before a launch.
+
+``method``: ``"fused"`` (default; block filling + change of basis in one kernel) or
+``"padded"`` (a dense (dim, C_out·C_in·P) basis and one cuBLAS GEMM, the e2cnn-style
+baseline kept for benchmarks).
+"""
+from __future__ import annotations
+
+import threading
+from typing import Sequence
+
+import numpy as np
+
+from ..packed import pack_plans, launch_config
+from ..plan import ExpansionPlan
+from .kernel_source import (COMPILE_OPTIONS, HALF_OPTIONS, adjoint_args, all_name_expressions,
+                            forward_args, kernel_source, name_expression)
+
+__all__ = ["CupyExpander", "is_available", "import_cupy"]
+
+_MODULES: dict = {}
+_LOCK = threading.Lock()
+_OUT_DTYPES = {"float16": "__half", "bfloat16": "__nv_bfloat16"}
+
+
+def import_cupy():
+    try:
+        import cupy
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError('the CuPy backend needs CuPy: pip install "cupysteer[cuda13]" '
+                          '(or [cuda12])') from exc
+    return cupy
+
+
+def is_available() -> bool:
+    """True if CuPy imports and sees at least one CUDA device."""
+    try:
+        cupy = import_cupy()
+        return bool(cupy.is_available())
+    except Exception:
+        return False
+
+
+def _module(half: bool):
+    """The RawModule for the current device (memoised per device and options)."""
+    cupy = import_cupy()
+    dev = cupy.cuda.Device().id
+    key = (dev, half)
+    with _LOCK:
+        if key not in _MODULES:
+            _MODULES[key] = cupy.RawModule(
+                code=kernel_source("expand.cu"),
+                options=HALF_OPTIONS if half else COMPILE_OPTIONS,
+                name_expressions=all_name_expressions(half))
+        return _MODULES[key]
+
+
+class CupyExpander:
+    """Expansion of one or more plans (a whole network in one launch) on the GPU."""
+
+    def __init__(self, plans: ExpansionPlan | Sequence[ExpansionPlan], dtype=np.float32,
+                 method: str = "fused", dense_bases: Sequence[np.ndarray] | None = None):
+        plans = [plans] if isinstance(plans, ExpansionPlan) else list(plans)
+        if method not in ("fused", "padded"):
+            raise ValueError(f"method must be 'fused' or 'padded', got {method!r}")
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        self.plans, self.method = plans, method
+        self.packed = pack_plans(plans)
+        self._dense_host = None
+        if method == "padded":
+            if dense_bases is None or len(dense_bases) != len(plans):
+                raise ValueError("method='padded' needs dense_bases, one (dim, …) basis per plan "
+                                 "(LayerBasis.dense())")
+            self._dense_host = dense_bases
+        self._device_tables: dict = {}
+
+    # ---- device state ----------------------------------------------------------------------
+    def _tables(self):
+        cupy = import_cupy()
+        dev = cupy.cuda.Device().id
+        if dev not in self._device_tables:
+            p = self.packed
+            t = dict(fieldpairs=cupy.asarray(p.fieldpairs), blocks=cupy.asarray(p.blocks),
+                     weight_index=cupy.asarray(p.weight_index),
+                     basis=cupy.asarray(p.basis.astype(self.dtype)),
+                     cob=cupy.asarray(p.cob.astype(self.dtype)))
+            if self._dense_host is not None:
+                t["dense"] = [cupy.asarray(np.asarray(d, self.dtype).reshape(len(d), -1))
+                              for d in self._dense_host]
+            self._device_tables[dev] = t
+        return self._device_tables[dev]
+
+    @property
+    def device_bytes(self) -> int:
+        """Bytes of the plan tables on one device (the fused method's whole footprint)."""
+        p = self.packed
+        item = self.dtype.itemsize
+        return int(p.fieldpairs.nbytes + p.blocks.nbytes + p.weight_index.nbytes
+                   + (len(p.basis) + len(p.cob)) * item)
+
+    def _check(self, x, name, shape_tail):
+        cupy = import_cupy()
+        if not isinstance(x, cupy.ndarray):
+            raise TypeError(f"{name}: the CuPy backend takes cupy.ndarray, got {type(x).__name__}")
+        if x.dtype != self.dtype:
+            raise ValueError(f"{name} has dtype {x.dtype}; this expander was built for "
+                             f"{self.dtype} (build another one or cast with .astype)")
+        if x.shape[-len(shape_tail):] != shape_tail or x.ndim not in (len(shape_tail),
+                                                                        len(shape_tail) + 1):
+            raise ValueError(f"{name} must have shape {shape_tail} or (batch, *{shape_tail}), "
+                             f"got {x.shape}")
+        if x.device.id != cupy.cuda.Device().id:
+            raise ValueError(f"{name} lives on device {x.device.id} but the current device is "
+                             f"{cupy.cuda.Device().id}; use `with cupy.cuda.Device({x.device.id}):`")
+        return cupy.ascontiguousarray(x)
+
+    # ---- forward / adjoint -------------------------------------------------------------------
+    def expand(self, weights, out_dtype=None):
+        """Weights (dim,) or (b, dim) → flat filters (filter_size,) or (b, filter_size).
+
+        ``out_dtype`` 'float16'/'bfloat16' writes half-precision filters with float32
+        accumulation (float32 weights only)."""
+        cupy = import_cupy()
+        p = self.packed
+        w = self._check(weights, "weights", (p.dim,))
+        batch = 1 if w.ndim == 1 else w.shape[0]
+        t = self._tables()
+        if self.method == "padded":
+            if out_dtype is not None:
+                raise ValueError("out_dtype is only supported by method='fused'")
+            W = w.reshape(batch, p.dim)
+            parts = [W[:, o:o + d.shape[0]] @ d for o, d in zip(p.weight_offsets, t["dense"])]
+            out = cupy.concatenate(parts, axis=1)
+            return out if w.ndim == 2 else out[0]
+        out_name = None
+        if out_dtype is not None:
+            key = np.dtype(out_dtype).name if out_dtype != "bfloat16" else "bfloat16"
+            if key not in _OUT_DTYPES or self.dtype != np.float32:
+                raise ValueError(f"out_dtype must be 'float16' or 'bfloat16' with float32 "
+                                 f"weights, got {out_dtype!r}")
+            out_name = _OUT_DTYPES[key]
+        cfg = launch_config(p, "forward", batch, self.dtype.itemsize)
+        if out_name is None:
+            out = cupy.empty((batch, p.filter_size), self.dtype)
+        elif out_name == "__half":
+            out = cupy.empty((batch, p.filter_size), cupy.float16)
+        else:  # bfloat16 has no CuPy dtype: raw 16-bit storage
+            out = cupy.empty((batch, p.filter_size), cupy.uint16)
+        kern = _module(out_name is not None).get_function(
+            name_expression("forward", self.dtype, out_name))
+        kern(cfg.grid, cfg.block, forward_args(w, p.dim, t["basis"], t["cob"], t["fieldpairs"],
+                                               t["blocks"], t["weight_index"], out,
+                                               p.filter_size, cfg), shared_mem=cfg.shared_mem)
+        return out if w.ndim == 2 else out[0]
+
+    def adjoint(self, grad_filter):
+        """Flat filter gradient (filter_size,) or (b, filter_size) → weight gradient."""
+        cupy = import_cupy()
+        p = self.packed
+        g = self._check(grad_filter, "filter_grad", (p.filter_size,))
+        batch = 1 if g.ndim == 1 else g.shape[0]
+        t = self._tables()
+        if self.method == "padded":
+            G = g.reshape(batch, p.filter_size)
+            parts, off = [], 0
+            for d in t["dense"]:
+                parts.append(G[:, off:off + d.shape[1]] @ d.T)
+                off += d.shape[1]
+            out = cupy.concatenate(parts, axis=1)
+            return out if g.ndim == 2 else out[0]
+        cfg = launch_config(p, "adjoint", batch, self.dtype.itemsize)
+        out = cupy.zeros((batch, p.dim), self.dtype)  # weights of empty field pairs: none
+        kern = _module(False).get_function(name_expression("adjoint", self.dtype))
+        kern(cfg.grid, cfg.block, adjoint_args(g, p.filter_size, t["basis"], t["cob"],
+                                               t["fieldpairs"], t["blocks"], t["weight_index"],
+                                               out, p.dim, cfg, p), shared_mem=cfg.shared_mem)
+        return out if g.ndim == 2 else out[0]
+
+    def split(self, flat):
+        """Views of a flat (b, filter_size) output as one (b, C_out, C_in, *k) array per plan."""
+        b = flat.shape[0] if flat.ndim == 2 else None
+        outs = []
+        for off, shape in zip(self.packed.filter_offsets, self.packed.filter_shapes):
+            n = int(np.prod(shape))
+            part = flat[..., off:off + n]
+            outs.append(part.reshape(((b,) if b is not None else ()) + shape))
+        return outs

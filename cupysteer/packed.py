@@ -1,0 +1,157 @@
+"""Device-side form of one or more expansion plans, and the kernels' launch configuration.
+
+:func:`pack_plans` flattens plans (one layer, or a whole network) into the tables that
+``kernels/expand.cu`` reads. It is pure NumPy, shared by the CuPy backend and the CPU
+emulation used in tests, so both launch exactly the same thing.
+
+``fieldpairs`` (F, 11) int64, one row per (output field, input field) of every layer,
+including pairs without basis elements (their output is written as zeros)::
+
+    out_offset, out_size, out_cob, in_offset, in_size, in_cob,
+    block_begin, block_end, filter_base, in_channels, points
+
+``*_cob`` is the offset of the field's Q in ``cob``, or −1 for Q = I. ``filter_base`` is
+the layer's offset in the flat output of one batch item; ``in_channels`` and ``points``
+are the layer's C_in and P (the output of a layer is (C_out, C_in, P), C order).
+
+``blocks`` (B, 7) int64, one row per irreps block::
+
+    row, col, d_out, d_in, count, basis_offset, weight_offset
+
+``row``/``col`` are relative to the field pair; the block's ``count`` weights are
+``weight_index[weight_offset : weight_offset + count]`` (global positions in the flat weight
+vector of all layers) and its basis is ``basis[basis_offset:]`` laid out (count, d_out, d_in, P).
+Blocks of one field pair are contiguous and their weight slots are consecutive.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from .plan import ExpansionPlan
+
+__all__ = ["PackedPlan", "pack_plans", "LaunchConfig", "launch_config",
+           "FP_FIELDS", "BLK_FIELDS"]
+
+FP_FIELDS, BLK_FIELDS = 11, 7
+SHARED_MEMORY_LIMIT = 48 * 1024
+THREADS = 128
+
+
+@dataclass(frozen=True, eq=False)
+class PackedPlan:
+    fieldpairs: np.ndarray  # (F, 11) int64
+    blocks: np.ndarray  # (B, 7) int64
+    weight_index: np.ndarray  # (dim,) int64
+    basis: np.ndarray  # float64
+    cob: np.ndarray  # float64
+    dim: int  # total weights
+    filter_size: int  # total output elements per batch item
+    weight_offsets: tuple  # start of each layer in the weights
+    filter_offsets: tuple  # start of each layer in the output
+    filter_shapes: tuple  # (C_out, C_in, *filter_shape) per layer
+    max_points: int
+    max_out_size: int
+    max_in_size: int
+    max_fieldpair_weights: int
+
+    @property
+    def num_fieldpairs(self) -> int:
+        return len(self.fieldpairs)
+
+
+def pack_plans(plans: Sequence[ExpansionPlan]) -> PackedPlan:
+    """Concatenate plans into one kernel descriptor (weights and filters laid end to end)."""
+    plans = list(plans)
+    if not plans:
+        raise ValueError("plans must contain at least one ExpansionPlan")
+    fps, blks, widx, basis, cob = [], [], [], [], []
+    w_off = f_off = b_off = c_off = blk_off = 0
+    weight_offsets, filter_offsets, shapes = [], [], []
+    max_fp_w = 0
+    for plan in plans:
+        weight_offsets.append(w_off)
+        filter_offsets.append(f_off)
+        shapes.append((plan.out_size, plan.in_size) + tuple(plan.filter_shape))
+        P = plan.num_points
+        # blocks
+        do, di = plan.pair_shape[plan.block_pair].T
+        row = plan.block_row - plan.out_field_offset[plan.block_out_field]
+        col = plan.block_col - plan.in_field_offset[plan.block_in_field]
+        blks.append(np.stack([row, col, do, di, plan.pair_count[plan.block_pair],
+                              plan.pair_offset[plan.block_pair] + b_off,
+                              plan.block_weight + w_off], 1))
+        widx.append(plan.weight_index + w_off)
+        # field pairs
+        no, ni = len(plan.out_field_offset), len(plan.in_field_offset)
+        po, pi = np.meshgrid(np.arange(no), np.arange(ni), indexing="ij")
+        po, pi = po.ravel(), pi.ravel()
+        rep_cob = np.where(plan.rep_identity, -1, plan.rep_offset + c_off)
+        fp = np.stack([
+            plan.out_field_offset[po], plan.out_field_size[po], rep_cob[plan.out_field_rep[po]],
+            plan.in_field_offset[pi], plan.in_field_size[pi], rep_cob[plan.in_field_rep[pi]],
+            plan.fieldpair_ptr[:-1] + blk_off, plan.fieldpair_ptr[1:] + blk_off,
+            np.full(no * ni, f_off), np.full(no * ni, plan.in_size), np.full(no * ni, P)], 1)
+        fps.append(fp)
+        n = plan.pair_count[plan.block_pair]
+        per_fp = np.add.reduceat(n, plan.fieldpair_ptr[:-1][np.diff(plan.fieldpair_ptr) > 0]) \
+            if plan.num_blocks else np.zeros(0, np.int64)
+        max_fp_w = max(max_fp_w, int(per_fp.max()) if per_fp.size else 0)
+        basis.append(plan.basis)
+        cob.append(plan.change_of_basis)
+        w_off += plan.dim
+        f_off += plan.out_size * plan.in_size * P
+        b_off += len(plan.basis)
+        c_off += len(plan.change_of_basis)
+        blk_off += plan.num_blocks
+    fieldpairs = np.ascontiguousarray(np.concatenate(fps), np.int64)
+    return PackedPlan(
+        fieldpairs=fieldpairs, blocks=np.ascontiguousarray(np.concatenate(blks), np.int64),
+        weight_index=np.ascontiguousarray(np.concatenate(widx), np.int64),
+        basis=np.concatenate(basis), cob=np.concatenate(cob), dim=w_off, filter_size=f_off,
+        weight_offsets=tuple(weight_offsets), filter_offsets=tuple(filter_offsets),
+        filter_shapes=tuple(shapes), max_points=max(p.num_points for p in plans),
+        max_out_size=int(fieldpairs[:, 1].max()), max_in_size=int(fieldpairs[:, 4].max()),
+        max_fieldpair_weights=max_fp_w)
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    grid: tuple
+    block: tuple
+    shared_mem: int  # bytes of dynamic shared memory
+    tile: int  # points per tile
+
+
+def launch_config(packed: PackedPlan, kind: str, batch: int, accumulate_bytes: int,
+                  threads: int = THREADS,
+                  shared_limit: int = SHARED_MEMORY_LIMIT) -> LaunchConfig:
+    """Grid, block, tile and shared memory of ``kind`` ('forward' or 'adjoint').
+
+    The tile (points per CUDA block) is the largest that keeps the two (s_out × s_in × tile)
+    work arrays (plus, for the adjoint, one accumulator per weight of a field pair) within
+    ``shared_limit`` bytes.
+    """
+    if kind not in ("forward", "adjoint"):
+        raise ValueError(f"kind must be 'forward' or 'adjoint', got {kind!r}")
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    cell = 2 * packed.max_out_size * packed.max_in_size * accumulate_bytes
+    fixed = packed.max_fieldpair_weights * accumulate_bytes if kind == "adjoint" else 0
+    tile = min(packed.max_points, (shared_limit - fixed) // cell)
+    if tile < 1:
+        raise ValueError(
+            f"fields of size {packed.max_out_size}×{packed.max_in_size} need "
+            f"{cell + fixed} bytes of shared memory per point, more than {shared_limit}; "
+            f"use float32 or smaller fields")
+    # spread the points evenly over the tiles
+    tiles = -(-packed.max_points // tile)
+    tile = -(-packed.max_points // tiles)
+    shared = tile * cell + fixed
+    if kind == "forward":
+        grid = (packed.num_fieldpairs, tiles, batch)
+    else:
+        grid = (packed.num_fieldpairs, 1, batch)
+    return LaunchConfig(grid, (threads, 1, 1), int(shared), int(tile))
