@@ -1,0 +1,132 @@
+"""Shared helpers for the kernel-basis tests: groups, representation pools, hypothesis
+strategies for random field types, grid symmetries and error measures."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from hypothesis import reject
+from hypothesis import strategies as st
+
+import cupysteer as cs
+
+# ---- groups ----------------------------------------------------------------------------
+
+GROUPS = {
+    "C1": lambda: cs.trivial_group(),
+    **{f"C{n}": (lambda n=n: cs.CyclicGroup(n)) for n in range(2, 17)},
+    **{f"D{n}": (lambda n=n: cs.DihedralGroup(n)) for n in range(1, 9)},
+    "SO2": lambda: cs.SO2(4),
+    "O2": lambda: cs.O2(4),
+    "Flip0": lambda: cs.FlipGroup(0.0),
+    "FlipPi2": lambda: cs.FlipGroup(math.pi / 2),
+    "D4axis0": lambda: cs.DihedralGroup(4, axis=0.0),
+}
+
+
+def group(name: str) -> cs.PlanarGroup:
+    return GROUPS[name]()
+
+
+def representation_pool(G: cs.PlanarGroup) -> list:
+    """Irreps, regular and quotient representations of ``G`` (small enough for fast tests)."""
+    pool = [psi.representation for psi in G.irreps()]
+    if isinstance(G, (cs.SO2,)):
+        return pool
+    if isinstance(G, cs.O2):
+        return pool + [cs.quotient_representation(G, (None, -1))]
+    pool.append(G.regular_representation)
+    if isinstance(G, cs.FlipGroup):
+        return pool
+    N = G.rotation_order
+    divisors = [M for M in range(2, N) if N % M == 0]
+    if G.has_reflections:
+        pool += [cs.quotient_representation(G, (None, M)) for M in divisors]
+        pool += [cs.quotient_representation(G, (a, 1)) for a in sorted({0, N - 1})]
+        pool += [cs.quotient_representation(G, (0, M)) for M in divisors]
+    else:
+        pool += [cs.quotient_representation(G, M) for M in divisors]
+    return pool
+
+
+_POOLS: dict = {}
+
+
+def pool(name: str) -> list:
+    if name not in _POOLS:
+        _POOLS[name] = representation_pool(group(name))
+    return _POOLS[name]
+
+
+def field_types(group_name: str, max_fields: int = 3, max_size: int = 40):
+    """Strategy: a FieldType of group ``group_name`` with 1..max_fields fields drawn with
+    replacement from the group's pool (so repeated and non-contiguous fields occur)."""
+    reps = pool(group_name)
+    G = group(group_name)
+
+    def ok(lst):
+        return sum(r.size for r in lst) <= max_size
+
+    return (st.lists(st.sampled_from(reps), min_size=1, max_size=max_fields)
+            .filter(ok).map(lambda lst: cs.FieldType(G, lst)))
+
+
+def build(in_type, out_type, kernel_size, dilation=1, **kw) -> cs.LayerBasis:
+    """LayerBasis, rejecting (hypothesis) layers whose basis is empty."""
+    try:
+        return cs.LayerBasis(in_type, out_type, kernel_size, dilation, **kw)
+    except cs.EmptyBasisError:
+        reject()
+
+
+# ---- grid symmetries ---------------------------------------------------------------------
+
+def is_signed_permutation(A: np.ndarray, tol: float = 1e-9) -> bool:
+    R = np.round(A)
+    return (np.abs(A - R).max() < tol and np.isin(R, (-1.0, 0.0, 1.0)).all()
+            and (np.abs(R).sum(0) == 1).all() and (np.abs(R).sum(1) == 1).all())
+
+
+def candidate_elements(G: cs.PlanarGroup) -> list:
+    """All elements of a finite group; for SO(2)/O(2) the rotations by kπ/4 (and the
+    reflections composed with them)."""
+    if G.is_finite:
+        return G.elements()
+    angles = [k * math.pi / 4 for k in range(8)]
+    if G.has_reflections:
+        return [(f, a) for f in (0, 1) for a in angles]
+    return angles
+
+
+def grid_symmetries(G: cs.PlanarGroup) -> list:
+    """Elements whose action on the plane is a signed permutation matrix (maps the square
+    grid onto itself)."""
+    return [g for g in candidate_elements(G) if is_signed_permutation(G.action_matrix(g))]
+
+
+def point_permutation(A: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """perm[i] = index of the point A·points[i] (which must be in ``points``)."""
+    moved = points @ A.T
+    d = np.abs(moved[:, None, :] - points[None, :, :]).max(-1)
+    perm = d.argmin(1)
+    assert np.allclose(d[np.arange(len(points)), perm], 0.0, atol=1e-9), \
+        "the element does not map the point set to itself"
+    assert len(set(perm.tolist())) == len(points)
+    return perm
+
+
+def rel_err(a: np.ndarray, b: np.ndarray) -> float:
+    """max |a − b| / max(max |b|, tiny)."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    scale = max(np.abs(b).max(initial=0.0), 1e-300)
+    return float(np.abs(a - b).max(initial=0.0) / scale)
+
+
+def conjugate(rho_out: np.ndarray, K: np.ndarray, rho_in: np.ndarray) -> np.ndarray:
+    """ρ_out · K(p) · ρ_inᵀ for every point (K is (C_out, C_in, ...))."""
+    Kf = K.reshape(K.shape[0], K.shape[1], -1).astype(np.float64)
+    return np.einsum("ab,bcp,dc->adp", rho_out, Kf, rho_in, optimize=True).reshape(K.shape)
+
+
+SETTINGS = dict(max_examples=25, deadline=None)
