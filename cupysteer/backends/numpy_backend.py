@@ -1,13 +1,16 @@
 """NumPy reference backend: executes an :class:`~cupysteer.plan.ExpansionPlan` on the CPU.
 
-Forward (see :mod:`cupysteer.plan`): for each irreps pair τ one gather of its weights, one
-GEMM against the pair's (n_τ, d_o·d_i·P) basis and one scatter into the irreps-coordinate
-filter K̃; then the change of basis, one batched matmul per run of consecutive fields
-sharing a non-identity Q (right: Q_inᵀ, then left: Q_out), written with ``matmul(out=)``. The adjoint runs the same steps
-transposed in reverse order. Python loops run over pair types and field runs only, never
-over field pairs or basis elements.
+Forward (see :mod:`cupysteer.plan`): fields are grouped by representation; for each
+output-group × input-group × output irrep position ("row") one gather of the weights and
+one GEMM against the row's pair bases contracted with Q_in fill a whole strided slab of the
+filter; then Q_out is applied by one batched matmul per output group (``matmul(out=)``).
+The adjoint runs the same steps transposed in reverse order. Python loops run over rows
+and field groups only, never over field pairs or basis elements. Scratch space is kept per
+thread, so repeated calls do not page-fault.
 """
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -44,38 +47,31 @@ def _group_of(groups, n_fields):
     return table
 
 
-def _in_view(K, off, n, stride, s):
-    """Input-side group as (b, C_out, n, s, P) matrices s×P of a C-contiguous K."""
-    sb, so, si, sp = K.strides
-    return np.lib.stride_tricks.as_strided(K[:, :, off:], (K.shape[0], K.shape[1], n, s, K.shape[3]),
-                                           (sb, so, stride * si, si, sp))
-
-
 def _out_view(K, off, n, stride, s):
     """Output-side group as (b, n, s, C_in·P) matrices of a C-contiguous K."""
     sb, so, si, sp = K.strides
-    return np.lib.stride_tricks.as_strided(K[:, off:], (K.shape[0], n, s, K.shape[2] * K.shape[3]),
-                                           (sb, stride * so, so, sp))
-
-
-def _view(K, axis_groups):
-    """Strided view of K (b, C_out, C_in, P) selecting, per channel axis, ``n`` periods of
-    ``stride`` channels starting at ``off`` and ``width`` channels in each period:
-    shape (b, n_o, w_o, n_i, w_i, P)."""
-    (off_o, n_o, st_o, w_o), (off_i, n_i, st_i, w_i) = axis_groups
-    sb, so, si, sp = K.strides
-    base = K[:, off_o:, off_i:]
     return np.lib.stride_tricks.as_strided(
-        base, (K.shape[0], n_o, w_o, n_i, w_i, K.shape[3]),
+        K[:, off:], (K.shape[0], n, s, K.shape[2] * K.shape[3]), (sb, stride * so, so, sp))
+
+
+def _row_view(K, row, n_o, st_o, d_o, col, n_i, st_i, s_i):
+    """(b, n_o, d_o, n_i, s_i, P) view of K: ``d_o`` rows at ``row`` of every output field of
+    a group × all ``s_i`` columns of every input field of a group."""
+    sb, so, si, sp = K.strides
+    return np.lib.stride_tricks.as_strided(
+        K[:, row:, col:], (K.shape[0], n_o, d_o, n_i, s_i, K.shape[3]),
         (sb, st_o * so, so, st_i * si, si, sp))
 
 
 class NumpyExpander:
     """Precomputed schedule of one plan for one dtype (float32 or float64).
 
-    Blocks are grouped into *slabs*: all blocks of one irreps pair at the same position
-    inside the fields of one run of output fields × one run of input fields. A slab is a
-    strided view of K̃ of shape (n_out, d_o, n_in, d_i, P), filled by one GEMM.
+    Fields are grouped by representation into arithmetic progressions of channels. For one
+    output group × one input group, all blocks that share an output irrep position (a *row*)
+    are filled by a single GEMM whose right factor is the row's pair bases already contracted
+    with the input change of basis, B'[e, a, d, x] = Σ_c B_τ[e, a, c, x] Q_in[d, col + c]
+    (contraction order W·(B·Q_inᵀ): one pass instead of fill + right product). The output
+    change of basis Q_out is applied after, one batched matmul per output group.
     """
 
     def __init__(self, plan: ExpansionPlan, dtype=np.float64):
@@ -84,38 +80,52 @@ class NumpyExpander:
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
         self.plan, self.dtype = plan, dtype
         P = plan.num_points
-        self.out_runs = _progressions(plan.out_field_offset, plan.out_field_size,
-                                      plan.out_field_rep)
-        self.in_runs = _progressions(plan.in_field_offset, plan.in_field_size, plan.in_field_rep)
-        ro = _group_of(self.out_runs, len(plan.out_field_offset))[plan.block_out_field]
-        ri = _group_of(self.in_runs, len(plan.in_field_offset))[plan.block_in_field]
+        self.out_groups = _progressions(plan.out_field_offset, plan.out_field_size,
+                                        plan.out_field_rep)
+        self.in_groups = _progressions(plan.in_field_offset, plan.in_field_size,
+                                       plan.in_field_rep)
+        go = _group_of(self.out_groups, len(plan.out_field_offset))[plan.block_out_field]
+        gi = _group_of(self.in_groups, len(plan.in_field_offset))[plan.block_in_field]
         lrow = plan.block_row - plan.out_field_offset[plan.block_out_field]
         lcol = plan.block_col - plan.in_field_offset[plan.block_in_field]
-        key = np.stack([ro, ri, lrow, lcol, plan.block_pair], 1)
-        uniq, slab_of = np.unique(key, axis=0, return_inverse=True)
-        slab_of = slab_of.reshape(-1)
-        order = np.lexsort((plan.block_in_field, plan.block_out_field, slab_of))
-        bounds = np.searchsorted(slab_of[order], np.arange(len(uniq) + 1))
-        bases = {}
-        self.slabs = []
-        for k, (r_o, r_i, row, col, tau) in enumerate(uniq):
-            blocks = order[bounds[k]:bounds[k + 1]]
-            _, off_o, n_o, st_o, _, _ = self.out_runs[r_o]
-            _, off_i, n_i, st_i, _, _ = self.in_runs[r_i]
-            assert len(blocks) == n_o * n_i, "fields of one run must share their blocks"
-            n = int(plan.pair_count[tau])
-            do, di = (int(x) for x in plan.pair_shape[tau])
-            if tau not in bases:
-                bases[tau] = plan.pair_values(tau).reshape(n, do * di * P).astype(dtype)
-            widx = plan.weight_index[plan.block_weight[blocks][:, None] + np.arange(n)]
-            self.slabs.append((bases[tau], widx, n_o, n_i,
-                               ((off_o + row, n_o, st_o, do), (off_i + col, n_i, st_i, di))))
-        covered = sum(widx.size // B.shape[0] * B.shape[1] // P for B, widx, *_ in self.slabs)
-        self.full_cover = covered == plan.out_size * plan.in_size
-        self.Q = {r: plan.rep_matrix(r).astype(dtype) for r in range(len(plan.rep_size))}
-        ident = plan.rep_identity
-        self.right = [g for g in self.in_runs if not ident[g[5]]]
-        self.left = [g for g in self.out_runs if not ident[g[5]]]
+        T = len(plan.pair_count)
+        dims = (len(self.out_groups), len(self.in_groups), int(plan.out_size),
+                int(plan.in_size), T)
+        key = np.ravel_multi_index((go, gi, lrow, lcol, plan.block_pair), dims)
+        order = np.lexsort((plan.block_in_field, plan.block_out_field, key))
+        uniq, start = np.unique(key[order], return_index=True)
+        bounds = np.append(start, len(order))
+        entries = {}  # (g_o, g_i, row) -> list of (col, tau, blocks)
+        for k, flat in enumerate(uniq):
+            g_o, g_i, row, col, tau = (int(v) for v in np.unravel_index(flat, dims))
+            entries.setdefault((g_o, g_i, row), []).append((col, tau,
+                                                            order[bounds[k]:bounds[k + 1]]))
+        self.rows = []
+        rows_covered = {}
+        for (g_o, g_i, row), cols in entries.items():
+            _, off_o, n_o, st_o, s_o, r_o = self.out_groups[g_o]
+            _, off_i, n_i, st_i, s_i, r_i = self.in_groups[g_i]
+            Qi = plan.rep_matrix(r_i)
+            d_o = int(plan.pair_shape[cols[0][1]][0])
+            parts, widx = [], []
+            for col, tau, blocks in cols:
+                assert len(blocks) == n_o * n_i, "fields of one group share their blocks"
+                n, di = int(plan.pair_count[tau]), int(plan.pair_shape[tau][1])
+                B = plan.pair_values(tau)  # (n, d_o, d_i, P)
+                parts.append(np.einsum("nacx,dc->nadx", B, Qi[:, col:col + di]))
+                widx.append(plan.weight_index[plan.block_weight[blocks][:, None] + np.arange(n)])
+            Bf = np.concatenate(parts).reshape(-1, d_o * s_i * P).astype(dtype)
+            self.rows.append((Bf, np.concatenate(widx, axis=1),
+                              (off_o + row, n_o, st_o, d_o, off_i, n_i, st_i, s_i)))
+            rows_covered[(g_o, g_i)] = rows_covered.get((g_o, g_i), 0) + d_o
+        self.full_cover = all(rows_covered.get((a, b), 0) == self.out_groups[a][4]
+                              for a in range(len(self.out_groups))
+                              for b in range(len(self.in_groups)))
+        self.left = [(off, n, st, s, plan.rep_matrix(r).astype(dtype))
+                     for _, off, n, st, s, r in self.out_groups if not plan.rep_identity[r]]
+        self.identity_out = [(off, n, st, s) for _, off, n, st, s, r in self.out_groups
+                             if plan.rep_identity[r]]
+        self._scratch = threading.local()
 
     # ---- helpers -------------------------------------------------------------------------
     def _check_weights(self, w):
@@ -127,21 +137,21 @@ class NumpyExpander:
                              f"{self.plan.dim}), got {w.shape}")
         return w
 
-    def _change_of_basis(self, K, transpose: bool):
-        """K ← Q_out K Q_inᵀ (or Q_outᵀ K Q_in); K is (b, C_out, C_in, P). Returns K or a new
-        array; K may be overwritten."""
-        b, Co, Ci, P = K.shape
-        Qs = {r: (Q.T if transpose else Q) for r, Q in self.Q.items()}
-        for groups, side in ((self.right, 1), (self.left, 0)):
-            if not groups:
-                continue
-            T = K.copy() if len(groups) < len(self.in_runs if side else self.out_runs) \
-                else np.empty_like(K)
-            for _, off, n, stride, s, r in groups:
-                view = _in_view if side else _out_view
-                np.matmul(Qs[r], view(K, off, n, stride, s), out=view(T, off, n, stride, s))
-            K = T
-        return K
+    def _workspace(self, shape):
+        """A per-thread scratch array (reused across calls: no page faults)."""
+        buf = getattr(self._scratch, "buf", None)
+        if buf is None or buf.shape != shape:
+            buf = np.empty(shape, self.dtype)
+            self._scratch.buf = buf
+        return buf
+
+    def _apply_left(self, src, dst, transpose: bool):
+        """dst ← (⊕ Q_out) src (or its transpose) over the output channels."""
+        for off, n, st, s, Q in self.left:
+            np.matmul(Q.T if transpose else Q, _out_view(src, off, n, st, s),
+                      out=_out_view(dst, off, n, st, s))
+        for off, n, st, s in self.identity_out:
+            _out_view(dst, off, n, st, s)[...] = _out_view(src, off, n, st, s)
 
     # ---- forward / adjoint -------------------------------------------------------------------
     def expand(self, w) -> np.ndarray:
@@ -150,13 +160,18 @@ class NumpyExpander:
         plan = self.plan
         W = w.reshape(-1, plan.dim)
         b, P = W.shape[0], plan.num_points
-        alloc = np.empty if self.full_cover else np.zeros
-        K = alloc((b, plan.out_size, plan.in_size, P), self.dtype)
-        for B, widx, n_o, n_i, axes in self.slabs:
-            vals = (W[:, widx] @ B).reshape(b, n_o, n_i, axes[0][3], axes[1][3], P)
-            _view(K, axes)[...] = vals.transpose(0, 1, 3, 2, 4, 5)
-        K = self._change_of_basis(K, transpose=False)
-        return K.reshape(w.shape[:-1] + (plan.out_size, plan.in_size) + plan.filter_shape)
+        shape = (b, plan.out_size, plan.in_size, P)
+        out = np.empty(shape, self.dtype)
+        K = self._workspace(shape) if self.left else out
+        if not self.full_cover:
+            K[...] = 0
+        for Bf, widx, (row, n_o, st_o, d_o, col, n_i, st_i, s_i) in self.rows:
+            vals = (W[:, widx] @ Bf).reshape(b, n_o, n_i, d_o, s_i, P)
+            _row_view(K, row, n_o, st_o, d_o, col, n_i, st_i, s_i)[...] = \
+                vals.transpose(0, 1, 3, 2, 4, 5)
+        if self.left:
+            self._apply_left(K, out, transpose=False)
+        return out.reshape(w.shape[:-1] + (plan.out_size, plan.in_size) + plan.filter_shape)
 
     def adjoint(self, G) -> np.ndarray:
         """Filter gradient (C_out, C_in, *filter_shape) or (b, …) → weight gradient."""
@@ -169,14 +184,17 @@ class NumpyExpander:
             raise ValueError(f"filter_grad must have shape {fshape} or (batch, *{fshape}), "
                              f"got {G.shape}")
         batched = G.ndim == len(fshape) + 1
-        K = G.reshape(-1, plan.out_size, plan.in_size, plan.num_points)
-        if self.left or self.right:
-            K = self._change_of_basis(np.ascontiguousarray(K), transpose=True)
+        K = np.ascontiguousarray(G.reshape(-1, plan.out_size, plan.in_size, plan.num_points))
         b = K.shape[0]
+        if self.left:
+            T = self._workspace(K.shape)
+            self._apply_left(K, T, transpose=True)
+            K = T
         out = np.empty((b, plan.dim), self.dtype)
-        for B, widx, n_o, n_i, axes in self.slabs:
-            vals = _view(K, axes).transpose(0, 1, 3, 2, 4, 5)
-            out[:, widx] = (vals.reshape(b * n_o * n_i, -1) @ B.T).reshape(b, n_o * n_i, -1)
+        for Bf, widx, (row, n_o, st_o, d_o, col, n_i, st_i, s_i) in self.rows:
+            vals = _row_view(K, row, n_o, st_o, d_o, col, n_i, st_i, s_i)
+            vals = vals.transpose(0, 1, 3, 2, 4, 5).reshape(b, n_o * n_i, -1)
+            out[:, widx] = vals @ Bf.T
         return out if batched else out[0]
 
     def expand_bias(self, bias) -> np.ndarray:
