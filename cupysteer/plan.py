@@ -156,7 +156,9 @@ class ExpansionPlan:
             n = self.pair_count[self.block_pair]
             need((self.block_weight + n <= len(self.weight_index)).all(),
                  "block weights exceed weight_index")
-        need(np.array_equal(np.sort(self.weight_index), np.arange(self.dim)),
+        wi = self.weight_index
+        need(len(wi) == self.dim and (self.dim == 0 or (wi.min() >= 0 and wi.max() < self.dim
+             and np.bincount(wi, minlength=self.dim).max() == 1)),
              "weight_index must be a permutation of range(dim)")
         nf = len(self.out_field_offset) * len(self.in_field_offset)
         need(len(self.fieldpair_ptr) == nf + 1 and self.fieldpair_ptr[-1] == B
