@@ -1,0 +1,304 @@
+"""One spelling of groups and fields for the command line, the examples and the gallery.
+
+Groups (case-insensitive)::
+
+    C8            cyclic group C_N (rotations by multiples of 2π/N)
+    D4            dihedral group D_N, reflection axis π/2: (x, y) ↦ (−x, y)
+    D4:axis=0.0   D_N with another reflection axis (radians)
+    SO2, SO2:6    all rotations; irreps up to frequency 6 (the default)
+    O2, O2:4      rotations and reflections; O2:4:axis=0.0 sets the axis too
+    flip          the reflection group {e, R}; flip:axis=0.0
+    trivial       the trivial group C1
+
+Fields (one representation each), comma-separated, with optional repetition::
+
+    regular               the regular representation (finite groups)
+    trivial               the trivial irrep
+    irrep:k               irrep of frequency k (C_N, SO2) or flip frequency k (flip)
+    irrep:j,k             irrep (j, k) of D_N / O2 (flip frequency j, frequency k)
+    quotient:M            G/C_M for C_N (M divides N); quotient:1 / quotient:2 for flip
+    quotient:None,M       G/C_M for D_N; quotient:None,-1 is O(2)/SO(2)
+    quotient:a,M          G/H for the dihedral (M > 1) or flip (M = 1) subgroup H of D_N
+                          (a: reflection index, 0 <= a < N/M)
+    regular*4, 4*regular  four copies
+
+>>> from cupysteer.fields_spec import parse_group, parse_field_type
+>>> G = parse_group("D4")
+>>> t = parse_field_type(G, "regular*2,irrep:1,1,trivial")
+>>> t.size, format_field_type(t)
+(19, '2*regular,irrep:1,1,trivial')
+
+Every malformed spelling raises :class:`ValueError` that lists the accepted spellings.
+"""
+from __future__ import annotations
+
+import math
+import re
+
+from .field_type import FieldType
+from .groups import (DEFAULT_AXIS, DEFAULT_MAXIMUM_FREQUENCY, CyclicGroup, DihedralGroup,
+                     FlipGroup, O2, PlanarGroup, SO2)
+from .representation import Representation
+
+__all__ = ["GROUP_SPELLINGS", "FIELD_SPELLINGS", "parse_group", "parse_field",
+           "parse_fields", "parse_field_type", "format_group", "format_field",
+           "format_field_type"]
+
+GROUP_SPELLINGS = ("C<N> (e.g. C8), D<N> (e.g. D4), D<N>:axis=<radians>, SO2, SO2:<max "
+                   "frequency>, O2, O2:<max frequency>[:axis=<radians>], flip, "
+                   "flip:axis=<radians>, trivial")
+FIELD_SPELLINGS = ("regular, trivial, irrep:k, irrep:j,k, quotient:M, quotient:None,M, "
+                   "quotient:a,M; comma-separated, repeated with regular*4 or 4*regular")
+
+_NUM = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+_AXIS = re.compile(rf"^axis=({_NUM})$")
+
+
+def _group_error(spec, why=""):
+    why = f" ({why})" if why else ""
+    return ValueError(f"unknown group {spec!r}{why}; accepted: {GROUP_SPELLINGS}")
+
+
+def _parse_axis(part: str, spec: str) -> float:
+    m = _AXIS.match(part.strip().lower())
+    if not m:
+        raise _group_error(spec, f"expected axis=<radians>, got {part!r}")
+    a = float(m.group(1))
+    if not math.isfinite(a):
+        raise _group_error(spec, "the axis must be finite")
+    return a
+
+
+def _parse_nonneg_int(text: str, spec: str, what: str) -> int:
+    if not re.fullmatch(r"\d+", text.strip()):
+        raise _group_error(spec, f"{what} must be an integer >= 0, got {text!r}")
+    return int(text)
+
+
+def parse_group(spec) -> PlanarGroup:
+    """The group named by ``spec`` (see the module docstring); a PlanarGroup passes through."""
+    if isinstance(spec, PlanarGroup):
+        return spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise _group_error(spec, "empty")
+    parts = [p.strip() for p in spec.strip().split(":")]
+    head = parts[0].lower().replace("(", "").replace(")", "")
+    rest = parts[1:]
+    m = re.fullmatch(r"([cd])(\d+)", head)
+    if m:
+        N = int(m.group(2))
+        if N < 1:
+            raise _group_error(spec, "the rotation order N must be >= 1")
+        if m.group(1) == "c":
+            if rest:
+                raise _group_error(spec, "C<N> takes no options")
+            return CyclicGroup(N)
+        if len(rest) > 1:
+            raise _group_error(spec, "D<N> takes at most axis=<radians>")
+        return DihedralGroup(N, _parse_axis(rest[0], spec) if rest else DEFAULT_AXIS)
+    if head in ("so2", "o2"):
+        mf, axis = DEFAULT_MAXIMUM_FREQUENCY, DEFAULT_AXIS
+        for p in rest:
+            if p.lower().startswith("axis"):
+                if head == "so2":
+                    raise _group_error(spec, "SO2 has no reflection axis")
+                axis = _parse_axis(p, spec)
+            else:
+                mf = _parse_nonneg_int(p, spec, "the maximum frequency")
+        return SO2(mf) if head == "so2" else O2(mf, axis)
+    if head == "flip":
+        if len(rest) > 1:
+            raise _group_error(spec, "flip takes at most axis=<radians>")
+        return FlipGroup(_parse_axis(rest[0], spec) if rest else DEFAULT_AXIS)
+    if head == "trivial":
+        if rest:
+            raise _group_error(spec, "trivial takes no options")
+        return CyclicGroup(1)
+    raise _group_error(spec)
+
+
+def format_group(group: PlanarGroup) -> str:
+    """The spelling of ``group`` that :func:`parse_group` reads back."""
+    axis = "" if group.reflection_axis == DEFAULT_AXIS else f":axis={group.reflection_axis!r}"
+    if isinstance(group, CyclicGroup):
+        return f"C{group.N}"
+    if isinstance(group, DihedralGroup):
+        return f"D{group.N}{axis}"
+    if isinstance(group, FlipGroup):
+        return f"flip{axis}"
+    if isinstance(group, SO2):
+        return f"SO2:{group.maximum_frequency}"
+    if isinstance(group, O2):
+        return f"O2:{group.maximum_frequency}{axis}"
+    raise ValueError(f"no spelling for group {group!r}")
+
+
+# ---- fields ----------------------------------------------------------------------------
+def _field_error(spec, group, why=""):
+    why = f" ({why})" if why else ""
+    gname = f" of {group.name}" if group is not None else ""
+    return ValueError(f"unknown field {spec!r}{gname}{why}; accepted: {FIELD_SPELLINGS}")
+
+
+def _int_arg(text, spec, group, what):
+    t = text.strip()
+    if not re.fullmatch(r"[+-]?\d+", t):
+        raise _field_error(spec, group, f"{what} must be an integer, got {t!r}")
+    return int(t)
+
+
+def _args(body: str) -> list[str]:
+    body = body.strip()
+    if body.startswith("(") and body.endswith(")"):
+        body = body[1:-1]
+    return [a.strip() for a in body.split(",")]
+
+
+def _irrep_id(group, args, spec):
+    if group.has_reflections and not isinstance(group, FlipGroup):
+        if len(args) != 2:
+            raise _field_error(spec, group, f"{group.name} irreps are irrep:j,k (flip "
+                                            f"frequency j, frequency k)")
+    elif len(args) != 1:
+        raise _field_error(spec, group, f"{group.name} irreps are irrep:k")
+    return tuple(_int_arg(a, spec, group, "an irrep index") for a in args)
+
+
+def _subgroup_id(group, args, spec):
+    if isinstance(group, (CyclicGroup, FlipGroup, SO2)):
+        if len(args) != 1:
+            raise _field_error(spec, group, f"{group.name} quotients are quotient:M")
+        return _int_arg(args[0], spec, group, "M")
+    if len(args) != 2:
+        raise _field_error(spec, group, f"{group.name} quotients are quotient:None,M or "
+                                        f"quotient:a,M")
+    a, M = args
+    M = _int_arg(M, spec, group, "M")
+    if a.lower() == "none":
+        return (None, M)
+    if isinstance(group, O2):
+        try:
+            return (float(a), M)
+        except ValueError:
+            raise _field_error(spec, group, f"a must be None or an angle, got {a!r}") from None
+    return (_int_arg(a, spec, group, "a"), M)
+
+
+def parse_field(group: PlanarGroup, spec: str) -> Representation:
+    """One field (no repetition) of ``group``."""
+    if isinstance(spec, Representation):
+        return spec
+    if not isinstance(spec, str) or not spec.strip():
+        raise _field_error(spec, group, "empty")
+    s = spec.strip()
+    while s.startswith("(") and s.endswith(")"):
+        s = s[1:-1].strip()
+    kind, _, body = s.partition(":")
+    kind = kind.strip().lower()
+    try:
+        if kind in ("regular", "trivial") and not body:
+            return (group.regular_representation if kind == "regular"
+                    else group.trivial_representation)
+        if kind == "irrep" and body:
+            return group.irrep(*_irrep_id(group, _args(body), s)).representation
+        if kind == "quotient" and body:
+            return group.quotient_representation(_subgroup_id(group, _args(body), s))
+    except ValueError as exc:
+        if str(exc).startswith("unknown field"):
+            raise
+        raise _field_error(s, group, str(exc)) from None
+    raise _field_error(s, group)
+
+
+_REPEAT = re.compile(r"^\s*(?:(\d+)\s*\*\s*(.+?)|(.+?)\s*\*\s*(\d+))\s*$")
+# a token that continues the previous field's arguments ("irrep:1", "1" -> "irrep:1,1")
+_CONTINUATION = re.compile(rf"^\s*(?:{_NUM}|none)\)?\s*(?:\*\s*\d+)?\s*$", re.IGNORECASE)
+
+
+def _split_fields(spec: str) -> list[str]:
+    tokens, depth, cur = [], 0, ""
+    for ch in spec:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch in ",;+" and depth == 0:
+            tokens.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    tokens.append(cur)
+    out: list[str] = []
+    for t in tokens:
+        if out and ":" in out[-1] and _CONTINUATION.match(t):
+            out[-1] += "," + t.strip()
+        else:
+            out.append(t.strip())
+    return out
+
+
+def parse_fields(group: PlanarGroup, spec) -> list[Representation]:
+    """A comma-separated list of fields, e.g. ``"regular*4,irrep:1"``, as representations.
+
+    A list or tuple of spellings (or Representations) is accepted too.
+    """
+    if isinstance(spec, (list, tuple)):
+        items = list(spec)
+    elif isinstance(spec, str):
+        if not spec.strip():
+            raise _field_error(spec, group, "empty")
+        items = _split_fields(spec)
+    else:
+        raise _field_error(spec, group, "expected a string")
+    reps: list[Representation] = []
+    for item in items:
+        if isinstance(item, Representation):
+            reps.append(item)
+            continue
+        if not isinstance(item, str) or not item.strip():
+            raise _field_error(spec, group, "empty field in the list")
+        m = _REPEAT.match(item)
+        count, body = 1, item
+        if m:
+            count = int(m.group(1) or m.group(4))
+            body = m.group(2) or m.group(3)
+            if count < 1:
+                raise _field_error(item, group, "the repetition count must be >= 1")
+        reps += [parse_field(group, body)] * count
+    return reps
+
+
+def parse_field_type(group, spec) -> FieldType:
+    """A :class:`~cupysteer.FieldType` of the group (or group spelling) ``group``."""
+    group = parse_group(group)
+    return FieldType(group, parse_fields(group, spec))
+
+
+def format_field(rep: Representation) -> str:
+    """The spelling of one field (``rep.name`` when it has no spelling)."""
+    name = rep.name
+    if name == "regular":
+        return "regular"
+    if name.startswith("irrep_"):
+        ids = tuple(int(i) for i in name[len("irrep_"):].split(","))
+        if all(i == 0 for i in ids):
+            return "trivial"
+        return "irrep:" + ",".join(map(str, ids))
+    m = re.fullmatch(r"quotient\[\(?([^,\]]+?)(?:, ?([^\)\]]+))?\)?\]", name)
+    if m:
+        return "quotient:" + ",".join(x for x in m.groups() if x is not None)
+    return name
+
+
+def format_field_type(ftype: FieldType) -> str:
+    """The spelling of a field type, runs of equal fields as ``count*name``."""
+    out, prev, n = [], None, 0
+    for r in list(ftype.representations) + [None]:
+        if r is not None and prev is not None and r == prev:
+            n += 1
+            continue
+        if prev is not None:
+            s = format_field(prev)
+            out.append(s if n == 1 else f"{n}*{s}")
+        prev, n = r, 1
+    return ",".join(out)

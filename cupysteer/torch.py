@@ -1,0 +1,401 @@
+"""PyTorch adapter: the expansion as a ``torch.library`` operator, and steerable conv layers.
+
+Needs ``pip install "cupysteer[torch]"`` (torch ≥ 2.4 for ``torch.library.custom_op``).
+
+* ``torch.ops.cupysteer.expand(weights, key)`` → filter and ``torch.ops.cupysteer.adjoint(
+  filter_grad, key)`` → weight gradient are custom operators with fake (meta) kernels and
+  autograd formulas (each is the other's backward, so every derivative order works), so
+  ``torch.compile(fullgraph=True)`` traces them without graph breaks. ``key`` names a
+  :class:`~cupysteer.LayerBasis` registered with :func:`register_basis`; :func:`expand` and
+  :func:`adjoint` take the basis directly. CPU tensors run the NumPy backend, zero-copy in
+  and out; CUDA tensors go through :mod:`cupysteer.dlpack` to the CuPy backend.
+* :class:`SteerableConv2d` / :class:`SteerableConvTranspose2d`: e2cnn ``R2Conv``-style layers on
+  plain ``[N, C, H, W]`` tensors, taking native or :mod:`cupysteer.compat.e2cnn` field types.
+
+>>> import torch, cupysteer as cs
+>>> from cupysteer.torch import SteerableConv2d
+>>> G = cs.CyclicGroup(4)
+>>> t = cs.FieldType(G, [G.regular_representation] * 2)
+>>> conv = SteerableConv2d(t, t, kernel_size=5, padding=2)
+>>> conv(torch.randn(1, 8, 9, 9)).shape
+torch.Size([1, 8, 9, 9])
+"""
+from __future__ import annotations
+
+try:
+    import torch
+except ImportError as _e:  # pragma: no cover - exercised with a patched sys.modules
+    raise ImportError('cupysteer.torch needs PyTorch: pip install "cupysteer[torch]"') from _e
+
+if not hasattr(torch, "library") or not hasattr(torch.library, "custom_op"):  # pragma: no cover
+    raise ImportError(f"cupysteer.torch needs torch>=2.4 (torch.library.custom_op); found "
+                      f"torch {torch.__version__}: pip install -U \"cupysteer[torch]\"")
+
+import threading
+
+import numpy as np
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from . import dlpack as _dl
+from .basis import LayerBasis
+from .field_type import FieldType
+
+__all__ = ["register_basis", "expand", "adjoint", "SteerableConv2d", "SteerableConvTranspose2d"]
+
+# ---- basis registry ----------------------------------------------------------------------
+# Operators take plain ints, so bases are registered under a key derived from their content:
+# equal layers (also a deep copy or an unpickled copy in this process) share one key.
+
+_lock = threading.Lock()
+_BASES: dict[int, LayerBasis] = {}
+_KEYS: dict[tuple, int] = {}
+
+
+def _content(basis: LayerBasis) -> tuple:
+    return (basis.in_type, basis.out_type, basis.settings, basis.filter_shape,
+            np.ascontiguousarray(basis.points).tobytes())
+
+
+def register_basis(basis: LayerBasis) -> int:
+    """The operator key of ``basis`` (registering it on first use)."""
+    if not isinstance(basis, LayerBasis):
+        raise TypeError(f"expected a LayerBasis, got {type(basis).__name__}")
+    content = _content(basis)
+    with _lock:
+        key = _KEYS.get(content)
+        if key is None:
+            key = _KEYS[content] = len(_KEYS)
+            _BASES[key] = basis
+    return key
+
+
+def _basis(key: int) -> LayerBasis:
+    try:
+        return _BASES[key]
+    except KeyError:
+        raise KeyError(f"no LayerBasis registered under key {key}; call "
+                       f"cupysteer.torch.register_basis(basis) in this process") from None
+
+
+_COMPUTE = (torch.float32, torch.float64)
+
+
+def _run(method: str, x: Tensor, key: int) -> Tensor:
+    basis = _basis(key)
+    if x.dtype not in _COMPUTE and not x.dtype.is_floating_point:
+        raise TypeError(f"cupysteer.{method}: expected a floating tensor, got {x.dtype}")
+    xc = x if x.dtype in _COMPUTE else x.float()
+    if xc.device.type == "cpu":
+        out = torch.from_numpy(getattr(basis, method)(_dl.to_numpy(xc.contiguous())))
+    else:
+        out = _dl._on_gpu(lambda a: getattr(basis, method)(a), xc.contiguous())
+    return out if out.dtype == x.dtype else out.to(x.dtype)
+
+
+def _filter_shape(key: int) -> tuple:
+    return tuple(_basis(key).shape)
+
+
+# ---- operators -----------------------------------------------------------------------------
+
+@torch.library.custom_op("cupysteer::expand", mutates_args=())
+def _expand_op(weights: Tensor, key: int) -> Tensor:
+    """weights (dim,) or (batch, dim) → filter (C_out, C_in, k, k) or (batch, …)."""
+    dim = _basis(key).dim
+    if weights.ndim not in (1, 2) or weights.shape[-1] != dim:
+        raise ValueError(f"weights must have shape ({dim},) or (batch, {dim}), got "
+                         f"{tuple(weights.shape)}")
+    return _run("expand", weights, key)
+
+
+@_expand_op.register_fake
+def _(weights, key):
+    return weights.new_empty(tuple(weights.shape[:-1]) + _filter_shape(key))
+
+
+@torch.library.custom_op("cupysteer::adjoint", mutates_args=())
+def _adjoint_op(filter_grad: Tensor, key: int) -> Tensor:
+    """filter gradient (C_out, C_in, k, k) or (batch, …) → weight gradient (the transpose)."""
+    return _run("adjoint", filter_grad, key)
+
+
+@_adjoint_op.register_fake
+def _(filter_grad, key):
+    fshape = _filter_shape(key)
+    return filter_grad.new_empty(tuple(filter_grad.shape[:filter_grad.ndim - len(fshape)])
+                                 + (_basis(key).dim,))
+
+
+def _setup_context(ctx, inputs, output):
+    ctx.key = inputs[1]
+
+
+def _expand_backward(ctx, grad):
+    return torch.ops.cupysteer.adjoint(grad, ctx.key), None
+
+
+def _adjoint_backward(ctx, grad):
+    return torch.ops.cupysteer.expand(grad, ctx.key), None
+
+
+_expand_op.register_autograd(_expand_backward, setup_context=_setup_context)
+_adjoint_op.register_autograd(_adjoint_backward, setup_context=_setup_context)
+
+
+def expand(basis: LayerBasis, weights: Tensor) -> Tensor:
+    """Differentiable ``basis.expand`` on torch tensors (the ``cupysteer::expand`` op)."""
+    return torch.ops.cupysteer.expand(weights, register_basis(basis))
+
+
+def adjoint(basis: LayerBasis, filter_grad: Tensor) -> Tensor:
+    """Differentiable ``basis.adjoint`` on torch tensors (the ``cupysteer::adjoint`` op)."""
+    return torch.ops.cupysteer.adjoint(filter_grad, register_basis(basis))
+
+
+class _CachedExpand(torch.autograd.Function):
+    """Returns an already expanded filter, with the adjoint as backward (eval mode with
+    gradients enabled: the forward reuses the cache, gradients still reach ``weights``)."""
+
+    @staticmethod
+    def forward(ctx, weights, filt, key):
+        ctx.key = key
+        return filt.clone()
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.ops.cupysteer.adjoint(grad.contiguous(), ctx.key), None, None
+
+
+# ---- layers --------------------------------------------------------------------------------
+
+def _pair(x, name):
+    if isinstance(x, str):
+        return x
+    t = tuple(int(v) for v in (x if isinstance(x, (tuple, list)) else (x, x)))
+    if len(t) != 2:
+        raise ValueError(f"{name} must be an int or a pair of ints, got {x!r}")
+    return t
+
+
+# e2cnn R2Conv state_dict entries that are derived data (dropped when loading a checkpoint)
+_E2CNN_DERIVED = ("filter", "expanded_bias", "bias_expansion", "_basisexpansion.")
+
+
+class _SteerableConvNd(nn.Module):
+    _transposed = False
+
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, stride,
+                 padding, dilation, bias: bool, padding_mode: str, initialize: bool,
+                 basis_settings: dict):
+        super().__init__()
+        for name, t in (("in_type", in_type), ("out_type", out_type)):
+            if not isinstance(t, FieldType):
+                raise TypeError(f"{name} must be a cupysteer FieldType (native or "
+                                f"cupysteer.compat.e2cnn), got {type(t).__name__}")
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"padding_mode must be 'zeros', 'reflect', 'replicate' or "
+                             f"'circular', got {padding_mode!r}")
+        if int(kernel_size) != kernel_size or kernel_size < 1:
+            raise ValueError(f"kernel_size must be a positive int, got {kernel_size!r}")
+        self.in_type, self.out_type = in_type, out_type
+        self.kernel_size = int(kernel_size)
+        self.stride, self.dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
+        if self.dilation[0] != self.dilation[1]:
+            raise ValueError(f"steerable filters need one dilation, got {dilation!r}")
+        self.padding = _pair(padding, "padding")
+        if isinstance(self.padding, str) and padding_mode != "zeros":
+            raise ValueError("padding as a string needs padding_mode='zeros'")
+        self.padding_mode = padding_mode
+        self.basis = LayerBasis(in_type, out_type, self.kernel_size, self.dilation[0],
+                                **basis_settings)
+        self._key = register_basis(self.basis)
+        dtype = torch.get_default_dtype()
+        self.weights = nn.Parameter(torch.zeros(self.basis.dim, dtype=dtype))
+        T = self.basis.num_bias
+        if bias and T > 0:
+            self.bias = nn.Parameter(torch.zeros(T, dtype=dtype))
+            M = torch.tensor(self.basis.bias_expansion(), dtype=dtype)
+            self.register_buffer("bias_expansion", M, persistent=False)
+        else:
+            self.register_parameter("bias", None)
+            self.register_buffer("bias_expansion", None, persistent=False)
+        self._cache = None
+        if initialize:
+            self.reset_parameters()
+
+    # ---- parameters -------------------------------------------------------------------------
+    @torch.no_grad()
+    def reset_parameters(self):
+        """Generalised He init (e2cnn's ``generalized_he_init``): ``std · N(0, 1)`` in weight
+        order from torch's global RNG; bias zero."""
+        std = torch.tensor(self.basis.he_std(), dtype=self.weights.dtype)
+        self.weights.copy_(std.to(self.weights.device) * torch.randn(
+            self.basis.dim, dtype=self.weights.dtype).to(self.weights.device))
+        if self.bias is not None:
+            self.bias.zero_()
+        self._cache = None
+
+    def _fresh(self) -> Tensor:
+        return torch.ops.cupysteer.expand(self.weights, self._key)
+
+    def _expanded_filter(self) -> Tensor:
+        """Train mode (or under torch.compile): expand now. Eval mode: reuse the filter cached
+        for the current weights (value, dtype and device checked at every call)."""
+        if self.training or torch.compiler.is_compiling():
+            self._cache = None
+            return self._fresh()
+        w = self.weights
+        c = self._cache
+        if c is None or c[0].dtype != w.dtype or c[0].device != w.device or \
+                c[0].shape != w.shape or not torch.equal(c[0], w.detach()):
+            with torch.no_grad():
+                c = self._cache = (w.detach().clone(), self._fresh())
+        if torch.is_grad_enabled() and w.requires_grad:
+            return _CachedExpand.apply(w, c[1], self._key)
+        return c[1]
+
+    def _expanded_bias(self):
+        if self.bias is None:
+            return None
+        return self.bias_expansion.to(self.bias.dtype) @ self.bias
+
+    def expand_parameters(self) -> tuple:
+        """(filter, bias) as the layer uses them now (e2cnn's ``expand_parameters``); the
+        filter is (C_out, C_in, k, k) for both layer kinds, the bias (C_out,) or None."""
+        return self._expanded_filter(), self._expanded_bias()
+
+    def invalidate_cache(self):
+        """Drop the eval-mode filter (done automatically on train(), .to() and loading)."""
+        self._cache = None
+
+    def train(self, mode: bool = True):
+        self._cache = None
+        return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._cache = None
+        return super()._apply(fn, *args, **kwargs)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        """Accepts e2cnn R2Conv checkpoints: their derived entries (``filter``,
+        ``expanded_bias``, ``bias_expansion``, ``_basisexpansion.*``) are dropped."""
+        for k in [k for k in state_dict if k.startswith(prefix)]:
+            rest = k[len(prefix):]
+            if any(rest == d or (d.endswith(".") and rest.startswith(d))
+                   for d in _E2CNN_DERIVED):
+                del state_dict[k]
+        self._cache = None
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
+                                      missing_keys, unexpected_keys, error_msgs)
+
+    # ---- pickling (the operator key is per process) -----------------------------------------
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        state = dict(state)
+        state["_cache"] = None
+        state.pop("_key", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._key = register_basis(self.basis)
+
+    def _check_input(self, x):
+        if not torch.compiler.is_compiling() and x.shape[-3] != self.in_type.size:
+            raise ValueError(f"input has {x.shape[-3]} channels, in_type {self.in_type} has "
+                             f"{self.in_type.size}")
+
+    def _padded(self, x):
+        if self.padding_mode == "zeros":
+            return x, self.padding
+        ph, pw = self.padding
+        return F.pad(x, (pw, pw, ph, ph), mode=self.padding_mode), 0
+
+    def extra_repr(self):
+        s = (f"{self.in_type} -> {self.out_type}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+             f"dim={self.basis.dim}, bias={self.bias is not None}")
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
+        return s
+
+
+class SteerableConv2d(_SteerableConvNd):
+    """G-steerable convolution ``in_type → out_type`` on plain ``[N, C_in, H, W]`` tensors.
+
+    Learnable ``weights`` (dim,) and ``bias`` (one per trivial irrep of the output fields, or
+    None), named and ordered like e2cnn ``R2Conv``'s when built from compat field types: a
+    checkpoint's ``weights``/``bias`` load as they are (``load_state_dict`` ignores e2cnn's
+    derived entries). ``basis_settings``: ``rings``, ``sigma``, ``frequencies_cutoff``,
+    ``maximum_offset``, ``cache`` (see :class:`~cupysteer.LayerBasis`).
+
+    Train mode expands the filter at every forward; eval mode reuses the filter of the current
+    weights (recomputed when they change; gradients still flow to ``weights``). The state dict
+    holds ``weights`` and ``bias`` only, in both modes.
+    """
+
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, stride=1,
+                 padding=0, dilation=1, bias: bool = True, padding_mode: str = "zeros",
+                 initialize: bool = True, **basis_settings):
+        super().__init__(in_type, out_type, kernel_size, stride, padding, dilation, bias,
+                         padding_mode, initialize, basis_settings)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        filt, bias = self.expand_parameters()
+        x, padding = self._padded(x)
+        return F.conv2d(x, filt, bias, self.stride, padding, self.dilation)
+
+    @torch.no_grad()
+    def export(self) -> nn.Conv2d:
+        """A plain ``torch.nn.Conv2d`` with the expanded filter and bias (same outputs)."""
+        filt, bias = self._fresh(), self._expanded_bias()
+        conv = nn.Conv2d(self.in_type.size, self.out_type.size, self.kernel_size, self.stride,
+                         self.padding, self.dilation, bias=bias is not None,
+                         padding_mode=self.padding_mode, device=filt.device, dtype=filt.dtype)
+        conv.weight.copy_(filt)
+        if bias is not None:
+            conv.bias.copy_(bias)
+        return conv.train(self.training)
+
+
+class SteerableConvTranspose2d(_SteerableConvNd):
+    """Transposed G-steerable convolution ``in_type → out_type`` (e2cnn
+    ``R2ConvTransposed``): the filter of the same basis, transposed to (C_in, C_out, k, k)
+    for ``conv_transpose2d``. Equivariant because K(−p) is steerable whenever K(p) is."""
+
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, stride=1,
+                 padding=0, output_padding=0, dilation=1, bias: bool = True,
+                 padding_mode: str = "zeros", initialize: bool = True, **basis_settings):
+        if padding_mode != "zeros":
+            raise ValueError("SteerableConvTranspose2d supports padding_mode='zeros' only "
+                             "(as torch.nn.ConvTranspose2d)")
+        super().__init__(in_type, out_type, kernel_size, stride, padding, dilation, bias,
+                         padding_mode, initialize, basis_settings)
+        if isinstance(self.padding, str):
+            raise ValueError("SteerableConvTranspose2d needs numeric padding")
+        self.output_padding = _pair(output_padding, "output_padding")
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        filt, bias = self.expand_parameters()
+        return F.conv_transpose2d(x, filt.transpose(0, 1), bias, self.stride, self.padding,
+                                  self.output_padding, 1, self.dilation)
+
+    @torch.no_grad()
+    def export(self) -> nn.ConvTranspose2d:
+        """A plain ``torch.nn.ConvTranspose2d`` with the same outputs."""
+        filt, bias = self._fresh(), self._expanded_bias()
+        conv = nn.ConvTranspose2d(self.in_type.size, self.out_type.size, self.kernel_size,
+                                  self.stride, self.padding, self.output_padding,
+                                  bias=bias is not None, dilation=self.dilation,
+                                  device=filt.device, dtype=filt.dtype)
+        conv.weight.copy_(filt.transpose(0, 1))
+        if bias is not None:
+            conv.bias.copy_(bias)
+        return conv.train(self.training)
+
+    def extra_repr(self):
+        return super().extra_repr() + f", output_padding={self.output_padding}"
