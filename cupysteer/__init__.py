@@ -26,3 +26,6 @@ __all__ += ["BasisSettings", "grid_points", "resolve_settings", "EmptyBasisError
 from .cache import BasisCache, default_cache
 
 __all__ += ["BasisCache", "default_cache"]
+from .equivariance import equivariance_errors, point_symmetries
+
+__all__ += ["equivariance_errors", "point_symmetries"]
