@@ -154,4 +154,7 @@ def launch_config(packed: PackedPlan, kind: str, batch: int, accumulate_bytes: i
         grid = (packed.num_fieldpairs, tiles, batch)
     else:
         grid = (packed.num_fieldpairs, 1, batch)
+    if grid[0] > 2 ** 31 - 1 or grid[1] > 65535 or grid[2] > 65535:
+        raise ValueError(f"launch grid {grid} exceeds CUDA's limits (x < 2^31, y and z at most "
+                         f"65535): expand at most 65535 batch items per call")
     return LaunchConfig(grid, (threads, 1, 1), int(shared), int(tile))

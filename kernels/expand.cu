@@ -206,6 +206,9 @@ __device__ void expand_adjoint_impl(const T* __restrict__ grad_filter, long long
             Acc s = acc[j];
             for (int a = 0; a < dout; ++a)
                 for (int c = 0; c < din; ++c)
+                    // an explicit factor: NVRTC 13.0's default unrolling made ptxas spill
+                    // 8-16 bytes here for sm_90/sm_100 (tests/test_kernels_compile.py)
+#pragma unroll 4
                     for (int x = 0; x < nx; ++x)
                         s = cs_fma(Acc(B[(long long)(a * din + c) * P + x]),
                                    X[((row + a) * si + (col + c)) * nx + x], s);
