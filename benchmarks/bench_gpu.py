@@ -7,8 +7,9 @@ Per layer (float32 weights → float32 filters), all measured in the same run on
 
 * fused:   ``CupyExpander(plan)`` — one launch of kernels/expand.cu (block filling + change of
            basis), forward, and forward + adjoint (weight gradient of ⟨K(w), G⟩);
-* padded:  ``CupyExpander(plan, method='padded')`` — the dense (dim, C_out·C_in·P) basis and one
-           cuBLAS GEMM (the baseline of the seed);
+* padded:  ``CupyExpander(plan, method='padded')`` — e2cnn's storage (one padded basis per
+           pair of representation names), one cuBLAS GEMM per block and a scatter (the
+           baseline of the seed);
 * e2cnn:   e2cnn's block expansion reimplemented here in PyTorch (one sampled basis per
            representation pair, ``einsum("boi...,kb->koi...")`` per pair, then a scatter into the
            filter with index tensors, as ``e2cnn.nn.modules.r2_conv.BlocksBasisExpansion`` does),
@@ -116,7 +117,7 @@ def describe(layers) -> dict:
             "adjoint_launch": {"grid": acfg.grid, "block": acfg.block, "tile": acfg.tile,
                                "shared_mem": acfg.shared_mem},
             "plan_device_bytes": plan_bytes,
-            "padded_basis_bytes": int(sum(4 * L.dim * int(np.prod(L.shape)) for L in layers)),
+            "padded_basis_bytes": int(sum(L.padded_bytes for L in layers)),
             "e2cnn_basis_bytes": int(sum(L.padded_bytes for L in layers))}
 
 
@@ -235,7 +236,7 @@ def bench(name, layers, cupy, torch, args, latency, bandwidth):
     padded = None
     if info["padded_basis_bytes"] <= args.padded_max_gb * 2 ** 30:
         padded = CupyExpander(plans, np.float32, method="padded",
-                              dense_bases=[L.dense(np.float32) for L in layers])
+                              padded_blocks=[L.padded_blocks(np.float32) for L in layers])
     p = fused.packed
     rng = np.random.default_rng(0)
     shape = (args.batch, p.dim) if args.batch > 1 else (p.dim,)
@@ -275,7 +276,7 @@ def bench(name, layers, cupy, torch, args, latency, bandwidth):
         r["padded_over_fused_fwd_adj"] = r["padded_fwd_adj_s"] / r["fused_fwd_adj_s"]
         del padded
     else:
-        r["padded_skipped"] = (f"dense basis of {info['padded_basis_bytes'] / 2 ** 30:.1f} GiB "
+        r["padded_skipped"] = (f"padded basis of {info['padded_basis_bytes'] / 2 ** 30:.1f} GiB "
                                f"> --padded-max-gb {args.padded_max_gb}")
     moved = 4 * (p.dim * args.batch + len(p.basis) + len(p.cob) + p.filter_size * args.batch) \
         + p.fieldpairs.nbytes + p.blocks.nbytes + p.weight_index.nbytes

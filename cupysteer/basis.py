@@ -254,8 +254,8 @@ class LayerBasis:
         from .backends.cupy_backend import CupyExpander
         key = ("cupy", np.dtype(dtype), method)
         if key not in self._expanders:
-            dense = [self.dense(dtype)] if method == "padded" else None
-            self._expanders[key] = CupyExpander(self.plan, dtype, method, dense)
+            padded = [self.padded_blocks(dtype)] if method == "padded" else None
+            self._expanders[key] = CupyExpander(self.plan, dtype, method, padded)
         return self._expanders[key]
 
     def expand(self, weights, method: str = "fused"):
@@ -370,6 +370,31 @@ class LayerBasis:
         out["in_irrep_name"] = np.empty(self.dim, object)
         out["in_irrep_name"][w] = names[plan.block_pair[beta]]
         return out
+
+    def padded_blocks(self, dtype=np.float64) -> list:
+        """e2cnn's storage: per (in repr name, out repr name) block its padded basis
+        E (d, size_out, size_in, P), shared by the block's fields, with the block's weight
+        slice and channels. Items: dict(E, lo, n_out, n_in, out_channels, in_channels)."""
+        tin, tout, P = self.in_type, self.out_type, len(self.points)
+        gin, gout = _group_fields(tin, "in_type"), _group_fields(tout, "out_type")
+        blocks = []
+        for in_name, out_name, lo, hi, n_o, n_i, d in self.weight_blocks:
+            rin = tin.representations[gin[in_name][0]]
+            rout = tout.representations[gout[out_name][0]]
+            pos, _ = self._rep_pair_order(rin, rout)
+            E = np.zeros((d, rout.size, rin.size, P))
+            for (ii, oo), where in pos.items():
+                pb = self.pair_basis(rin.irreps[ii], rout.irreps[oo])
+                do, di = pb.shape
+                a, c = rout.irrep_offsets[oo], rin.irrep_offsets[ii]
+                E[where] = np.einsum("ab,nbcp,dc->nadp", rout.change_of_basis[:, a:a + do],
+                                     pb.values, rin.change_of_basis[:, c:c + di])
+            channels = [np.concatenate([np.arange(t.channels(f).start, t.channels(f).stop)
+                                        for f in fields])
+                        for t, fields in ((tout, gout[out_name]), (tin, gin[in_name]))]
+            blocks.append(dict(E=E.astype(dtype), lo=lo, n_out=n_o, n_in=n_i,
+                               out_channels=channels[0], in_channels=channels[1]))
+        return blocks
 
     def dense(self, dtype=np.float64) -> np.ndarray:
         """The padded basis (dim, C_out, C_in, *filter_shape), built directly from the irreps

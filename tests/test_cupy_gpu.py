@@ -86,8 +86,8 @@ def check(cupy, layers, dtype, batch, seed, method="fused"):
     dtype = np.dtype(dtype)
     tol = TOL[dtype]
     rng = np.random.default_rng(seed)
-    dense = [L.dense(dtype) for L in layers] if method == "padded" else None
-    ex = cb.CupyExpander([L.plan for L in layers], dtype, method=method, dense_bases=dense)
+    blocks = [L.padded_blocks(dtype) for L in layers] if method == "padded" else None
+    ex = cb.CupyExpander([L.plan for L in layers], dtype, method=method, padded_blocks=blocks)
     p = ex.packed
     W = rng.standard_normal((batch, p.dim)).astype(dtype)
     out = ex.expand(cupy.asarray(W))
@@ -153,9 +153,9 @@ def test_whole_network(cupy, dtype, method):
 
 def test_fused_matches_padded(cupy):
     Ls = network()
-    dense = [L.dense(np.float64) for L in Ls]
+    blocks = [L.padded_blocks(np.float64) for L in Ls]
     fused = cb.CupyExpander([L.plan for L in Ls], np.float64)
-    padded = cb.CupyExpander([L.plan for L in Ls], np.float64, "padded", dense)
+    padded = cb.CupyExpander([L.plan for L in Ls], np.float64, "padded", blocks)
     W = cupy.asarray(np.random.default_rng(7).standard_normal((4, fused.packed.dim)))
     assert rel_err(fused.expand(W).get(), padded.expand(W).get()) < 1e-12
     G = cupy.asarray(np.random.default_rng(8).standard_normal((4, fused.packed.filter_size)))
@@ -212,7 +212,7 @@ def test_errors(cupy):
         ex.expand(cupy.zeros(p.dim, cupy.float32), out_dtype="float64")
     with pytest.raises(ValueError, match="method"):
         cb.CupyExpander(Ls[0].plan, np.float32, method="dense")
-    with pytest.raises(ValueError, match="dense_bases"):
+    with pytest.raises(ValueError, match="padded_blocks"):
         cb.CupyExpander(Ls[0].plan, np.float32, method="padded")
     with pytest.raises(ValueError, match="dtype"):
         cb.CupyExpander(Ls[0].plan, np.float16)

@@ -463,8 +463,8 @@ def test_cupy_backend_code_runs_the_emulated_kernels(monkeypatch):
         G = rng.standard_normal((2, p.filter_size)).astype(dtype)
         gw = ex.adjoint(G.view(_HostArray))
         assert rel_err(gw, reference_adjoint(Ls, G)) < tol
-        dense = [L.dense(dtype) for L in Ls]
-        pad = cb.CupyExpander(plans, dtype, method="padded", dense_bases=dense)
+        blocks = [L.padded_blocks(dtype) for L in Ls]
+        pad = cb.CupyExpander(plans, dtype, method="padded", padded_blocks=blocks)
         assert rel_err(pad.expand(W.view(_HostArray)), out) < 10 * tol
         assert rel_err(pad.adjoint(G.view(_HostArray)), gw) < 10 * tol
         for got, L in zip(ex.split(out), Ls):

@@ -5,7 +5,8 @@ plan is uploaded once per device; launches go to the current CuPy stream. Every 
 dtype, device and contiguity check happens in Python before a launch.
 
 ``method``: ``"fused"`` (default; block filling + change of basis in one kernel) or
-``"padded"`` (a dense (dim, C_out·C_in·P) basis and one cuBLAS GEMM, the e2cnn-style
+``"padded"`` (e2cnn's storage: one padded (d, size_out·size_in·P) basis per pair of
+representation names, one cuBLAS GEMM per such block and a scatter into the filter — the
 baseline kept for benchmarks).
 """
 from __future__ import annotations
@@ -63,7 +64,7 @@ class CupyExpander:
     """Expansion of one or more plans (a whole network in one launch) on the GPU."""
 
     def __init__(self, plans: ExpansionPlan | Sequence[ExpansionPlan], dtype=np.float32,
-                 method: str = "fused", dense_bases: Sequence[np.ndarray] | None = None):
+                 method: str = "fused", padded_blocks: Sequence[list] | None = None):
         plans = [plans] if isinstance(plans, ExpansionPlan) else list(plans)
         if method not in ("fused", "padded"):
             raise ValueError(f"method must be 'fused' or 'padded', got {method!r}")
@@ -72,12 +73,12 @@ class CupyExpander:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
         self.plans, self.method = plans, method
         self.packed = pack_plans(plans)
-        self._dense_host = None
+        self._padded_host = None
         if method == "padded":
-            if dense_bases is None or len(dense_bases) != len(plans):
-                raise ValueError("method='padded' needs dense_bases, one (dim, …) basis per plan "
-                                 "(LayerBasis.dense())")
-            self._dense_host = dense_bases
+            if padded_blocks is None or len(padded_blocks) != len(plans):
+                raise ValueError("method='padded' needs padded_blocks, one list per plan "
+                                 "(LayerBasis.padded_blocks())")
+            self._padded_host = padded_blocks
         self._device_tables: dict = {}
 
     # ---- device state ----------------------------------------------------------------------
@@ -90,9 +91,14 @@ class CupyExpander:
                      weight_index=cupy.asarray(p.weight_index),
                      basis=cupy.asarray(p.basis.astype(self.dtype)),
                      cob=cupy.asarray(p.cob.astype(self.dtype)))
-            if self._dense_host is not None:
-                t["dense"] = [cupy.asarray(np.asarray(d, self.dtype).reshape(len(d), -1))
-                              for d in self._dense_host]
+            if self._padded_host is not None:
+                t["padded"] = [[dict(E=cupy.asarray(np.asarray(b["E"], self.dtype)
+                                                    .reshape(len(b["E"]), -1)),
+                                     shape=b["E"].shape, lo=b["lo"], n_out=b["n_out"],
+                                     n_in=b["n_in"],
+                                     rows=cupy.asarray(b["out_channels"])[:, None],
+                                     cols=cupy.asarray(b["in_channels"])[None, :])
+                                for b in blocks] for blocks in self._padded_host]
             self._device_tables[dev] = t
         return self._device_tables[dev]
 
@@ -134,9 +140,20 @@ class CupyExpander:
         if self.method == "padded":
             if out_dtype is not None:
                 raise ValueError("out_dtype is only supported by method='fused'")
+            out = cupy.zeros((batch, p.filter_size), self.dtype)
             W = w.reshape(batch, p.dim)
-            parts = [W[:, o:o + d.shape[0]] @ d for o, d in zip(p.weight_offsets, t["dense"])]
-            out = cupy.concatenate(parts, axis=1)
+            for woff, foff, shape, blocks in zip(p.weight_offsets, p.filter_offsets,
+                                                 p.filter_shapes, t["padded"]):
+                co, ci = shape[0], shape[1]
+                F = out[:, foff:foff + int(np.prod(shape))].reshape(batch, co, ci, -1)
+                for b in blocks:
+                    d, so, si, P = b["shape"]
+                    n = b["n_out"] * b["n_in"]
+                    Wb = W[:, woff + b["lo"]:woff + b["lo"] + n * d].reshape(batch * n, d)
+                    B = (Wb @ b["E"]).reshape(batch, b["n_out"], b["n_in"], so, si, P)
+                    B = B.transpose(0, 1, 3, 2, 4, 5).reshape(batch, b["n_out"] * so,
+                                                              b["n_in"] * si, P)
+                    F[:, b["rows"], b["cols"]] = B
             return out if w.ndim == 2 else out[0]
         out_name = None
         if out_dtype is not None:
@@ -167,12 +184,20 @@ class CupyExpander:
         batch = 1 if g.ndim == 1 else g.shape[0]
         t = self._tables()
         if self.method == "padded":
+            out = cupy.zeros((batch, p.dim), self.dtype)
             G = g.reshape(batch, p.filter_size)
-            parts, off = [], 0
-            for d in t["dense"]:
-                parts.append(G[:, off:off + d.shape[1]] @ d.T)
-                off += d.shape[1]
-            out = cupy.concatenate(parts, axis=1)
+            for woff, foff, shape, blocks in zip(p.weight_offsets, p.filter_offsets,
+                                                 p.filter_shapes, t["padded"]):
+                co, ci = shape[0], shape[1]
+                F = G[:, foff:foff + int(np.prod(shape))].reshape(batch, co, ci, -1)
+                for b in blocks:
+                    d, so, si, P = b["shape"]
+                    n = b["n_out"] * b["n_in"]
+                    X = F[:, b["rows"], b["cols"]].reshape(batch, b["n_out"], so, b["n_in"],
+                                                          si, P)
+                    X = X.transpose(0, 1, 3, 2, 4, 5).reshape(batch * n, so * si * P)
+                    out[:, woff + b["lo"]:woff + b["lo"] + n * d] = \
+                        (X @ b["E"].T).reshape(batch, n * d)
             return out if g.ndim == 2 else out[0]
         cfg = launch_config(p, "adjoint", batch, self.dtype.itemsize)
         out = cupy.zeros((batch, p.dim), self.dtype)  # weights of empty field pairs: none
