@@ -108,7 +108,7 @@ def describe(layers) -> dict:
     p = pack_plans([L.plan for L in layers])
     fcfg = launch_config(p, "forward", 1, 4)
     acfg = launch_config(p, "adjoint", 1, 4)
-    plan_bytes = int(p.fieldpairs.nbytes + p.blocks.nbytes + p.weight_index.nbytes
+    plan_bytes = int(p.fieldpairs.nbytes + p.blocks.nbytes + p.positions.nbytes
                      + 4 * (len(p.basis) + len(p.cob)))
     return {"layers": len(layers), "dim": p.dim, "filter_size": p.filter_size,
             "field_pairs": p.num_fieldpairs, "blocks": len(p.blocks),
@@ -262,7 +262,7 @@ def bench(name, layers, cupy, torch, args, latency, bandwidth):
     out = cupy.empty((args.batch, p.filter_size), cupy.float32)
     kern = cb_module(False).get_function(name_expression("forward", np.float32))
     kargs = forward_args(w, p.dim, t["basis"], t["cob"], t["fieldpairs"], t["blocks"],
-                         t["weight_index"], out, p.filter_size, cfg)
+                         t["positions"], out, p.filter_size, cfg)
     r["fused_kernel_s"] = cupy_time(
         cupy, lambda: kern(cfg.grid, cfg.block, kargs, shared_mem=cfg.shared_mem), **T)
     assert float(cupy.abs(out.reshape(kf.shape) - cupy.asarray(kf)).max()) == 0.0
@@ -279,7 +279,7 @@ def bench(name, layers, cupy, torch, args, latency, bandwidth):
         r["padded_skipped"] = (f"padded basis of {info['padded_basis_bytes'] / 2 ** 30:.1f} GiB "
                                f"> --padded-max-gb {args.padded_max_gb}")
     moved = 4 * (p.dim * args.batch + len(p.basis) + len(p.cob) + p.filter_size * args.batch) \
-        + p.fieldpairs.nbytes + p.blocks.nbytes + p.weight_index.nbytes
+        + p.fieldpairs.nbytes + p.blocks.nbytes + p.positions.nbytes
     r["bytes_moved"] = int(moved)
     r["floor_s"] = max(latency, moved / bandwidth)
     r["fused_vs_floor"] = r["fused_fwd_s"] / r["floor_s"]

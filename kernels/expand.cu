@@ -3,7 +3,9 @@
 // One kernel family: forward (weights -> filters) and its exact adjoint (filter
 // gradient -> weight gradient). Both consume the packed expansion plan built by
 // cupysteer/packed.py; its layout is documented there and mirrored by the
-// constants below. All plan integers are long long.
+// constants below. All plan integers are long long. Field pairs with the same block
+// structure share one list of blocks (a template): a block's weights are
+// w[weight_base + positions[weight_offset + e]], weight_base per field pair.
 //
 // Forward, one CUDA block per (field pair, tile of points, batch item):
 //   K~[a, c, x]  = sum_e w[widx[e]] * B[e, a - row, c - col, x]   (irreps blocks)
@@ -32,7 +34,8 @@
 #define FP_FILTER_BASE 8
 #define FP_IN_CHANNELS 9
 #define FP_POINTS 10
-#define FP_FIELDS 11
+#define FP_WEIGHT_BASE 11
+#define FP_FIELDS 12
 
 // Irreps-block table, BLK_FIELDS entries per block.
 #define BLK_ROW 0
@@ -58,14 +61,15 @@ CUPYSTEER_HD __nv_bfloat16 cs_cast<__nv_bfloat16, float>(float v) { return __flo
 template <typename T, typename Acc>
 __device__ void fill_blocks(Acc* K, const T* __restrict__ w, const T* __restrict__ basis,
                             const long long* __restrict__ blk,
-                            const long long* __restrict__ weight_index, long long b0,
-                            long long b1, int si, int nx, int x0, int P) {
+                            const long long* __restrict__ positions, long long wbase,
+                            long long b0, long long b1, int si, int nx, int x0, int P) {
     for (long long b = b0; b < b1; ++b) {
         const long long* q = blk + b * BLK_FIELDS;
         const int row = (int)q[BLK_ROW], col = (int)q[BLK_COL];
         const int dout = (int)q[BLK_DOUT], din = (int)q[BLK_DIN], n = (int)q[BLK_COUNT];
         const T* B = basis + q[BLK_BASIS];
-        const long long* wi = weight_index + q[BLK_WEIGHT];
+        const long long* wi = positions + q[BLK_WEIGHT];
+        const T* wb = w + wbase;
         const int m = dout * din * nx;
         for (int i = threadIdx.x; i < m; i += blockDim.x) {
             const int x = i % nx, ac = i / nx, c = ac % din, a = ac / din;
@@ -73,7 +77,7 @@ __device__ void fill_blocks(Acc* K, const T* __restrict__ w, const T* __restrict
             const long long estride = (long long)dout * din * P;
             Acc s = Acc(0);
             for (int e = 0; e < n; ++e)
-                s = cs_fma(Acc(w[wi[e]]), Acc(Bp[e * estride]), s);
+                s = cs_fma(Acc(wb[wi[e]]), Acc(Bp[e * estride]), s);
             K[((row + a) * si + (col + c)) * nx + x] = s;
         }
     }
@@ -84,7 +88,7 @@ __device__ void expand_forward_impl(const T* __restrict__ weights, long long wei
                                     const T* __restrict__ basis, const T* __restrict__ cob,
                                     const long long* __restrict__ fp,
                                     const long long* __restrict__ blk,
-                                    const long long* __restrict__ weight_index,
+                                    const long long* __restrict__ positions,
                                     Out* __restrict__ out, long long out_stride, int tile) {
     extern __shared__ unsigned char cs_smem[];
     const long long* f = fp + (long long)blockIdx.x * FP_FIELDS;
@@ -100,8 +104,8 @@ __device__ void expand_forward_impl(const T* __restrict__ weights, long long wei
 
     for (int i = threadIdx.x; i < cells; i += blockDim.x) K[i] = Acc(0);
     __syncthreads();
-    fill_blocks<T, Acc>(K, w, basis, blk, weight_index, f[FP_BLOCK_BEGIN], f[FP_BLOCK_END],
-                        si, nx, x0, P);
+    fill_blocks<T, Acc>(K, w, basis, blk, positions, f[FP_WEIGHT_BASE], f[FP_BLOCK_BEGIN],
+                        f[FP_BLOCK_END], si, nx, x0, P);
     __syncthreads();
 
     const long long in_cob = f[FP_IN_COB], out_cob = f[FP_OUT_COB];
@@ -139,7 +143,7 @@ __device__ void expand_adjoint_impl(const T* __restrict__ grad_filter, long long
                                     const T* __restrict__ basis, const T* __restrict__ cob,
                                     const long long* __restrict__ fp,
                                     const long long* __restrict__ blk,
-                                    const long long* __restrict__ weight_index,
+                                    const long long* __restrict__ positions,
                                     T* __restrict__ grad_weights, long long weight_stride,
                                     int tile, int max_weights) {
     extern __shared__ unsigned char cs_smem[];
@@ -217,16 +221,17 @@ __device__ void expand_adjoint_impl(const T* __restrict__ grad_filter, long long
     }
     __syncthreads();
     T* gw = grad_weights + (long long)blockIdx.z * weight_stride;
-    for (int j = threadIdx.x; j < nw; j += blockDim.x) gw[weight_index[w0 + j]] = T(acc[j]);
+    const long long wbase = f[FP_WEIGHT_BASE];
+    for (int j = threadIdx.x; j < nw; j += blockDim.x) gw[wbase + positions[w0 + j]] = T(acc[j]);
 }
 
 template <typename T, typename Acc, typename Out>
 __global__ void __launch_bounds__(256)
 expand_forward(const T* __restrict__ weights, long long weight_stride, const T* __restrict__ basis,
                const T* __restrict__ cob, const long long* __restrict__ fp,
-               const long long* __restrict__ blk, const long long* __restrict__ weight_index,
+               const long long* __restrict__ blk, const long long* __restrict__ positions,
                Out* __restrict__ out, long long out_stride, int tile) {
-    expand_forward_impl<T, Acc, Out>(weights, weight_stride, basis, cob, fp, blk, weight_index,
+    expand_forward_impl<T, Acc, Out>(weights, weight_stride, basis, cob, fp, blk, positions,
                                      out, out_stride, tile);
 }
 
@@ -235,8 +240,8 @@ __global__ void __launch_bounds__(256)
 expand_adjoint(const T* __restrict__ grad_filter, long long filter_stride,
                const T* __restrict__ basis, const T* __restrict__ cob,
                const long long* __restrict__ fp, const long long* __restrict__ blk,
-               const long long* __restrict__ weight_index, T* __restrict__ grad_weights,
+               const long long* __restrict__ positions, T* __restrict__ grad_weights,
                long long weight_stride, int tile, int max_weights) {
-    expand_adjoint_impl<T, Acc>(grad_filter, filter_stride, basis, cob, fp, blk, weight_index,
+    expand_adjoint_impl<T, Acc>(grad_filter, filter_stride, basis, cob, fp, blk, positions,
                                 grad_weights, weight_stride, tile, max_weights);
 }

@@ -30,7 +30,8 @@ def test_layers_and_description(bench):
         d = bench.describe(layers)
         assert d["dim"] == sum(L.dim for L in layers)
         assert d["forward_launch"]["shared_mem"] <= 48 * 1024
-        assert d["plan_device_bytes"] < d["padded_basis_bytes"]
+        if "regular" in name or "network" in name:  # the storage target is for regular fields
+            assert 5 * d["plan_device_bytes"] < d["padded_basis_bytes"]
 
 
 def test_layers_only_cli(bench, capsys):

@@ -347,7 +347,7 @@ def test_arguments_match_kernel_parameters():
     w = np.ones(p.dim, np.float32)
     out = np.empty(p.filter_size, np.float32)
     good = list(forward_args(w, p.dim, t["basis"], t["cob"], t["fieldpairs"], t["blocks"],
-                             t["weight_index"], out, p.filter_size, cfg))
+                             t["positions"], out, p.filter_size, cfg))
     for i, bad, msg in [(9, np.int64(cfg.tile), "int32"), (9, cfg.tile, "int32"),
                         (1, np.int32(p.dim), "int64"), (0, w.astype(np.float64), "f4"),
                         (4, p.fieldpairs.astype(np.int32), "i8"), (7, out[::2], "contiguous")]:

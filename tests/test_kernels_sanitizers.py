@@ -130,7 +130,7 @@ def test_asan_reports_shared_memory_overrun():
     ex = H.CpuExpander(L.plan, np.float32, sanitizer="address", half_module=True)
     t = ex.tables
     args = forward_args(np.ones(p.dim, np.float32), p.dim, t["basis"], t["cob"], t["fieldpairs"],
-                        t["blocks"], t["weight_index"], np.empty(p.filter_size, np.float32),
+                        t["blocks"], t["positions"], np.empty(p.filter_size, np.float32),
                         p.filter_size, cfg)
     with pytest.raises(H.SanitizerError, match="AddressSanitizer"):
         kern(cfg.grid, cfg.block, args, shared_mem=short)

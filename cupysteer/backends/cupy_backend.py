@@ -88,7 +88,7 @@ class CupyExpander:
         if dev not in self._device_tables:
             p = self.packed
             t = dict(fieldpairs=cupy.asarray(p.fieldpairs), blocks=cupy.asarray(p.blocks),
-                     weight_index=cupy.asarray(p.weight_index),
+                     positions=cupy.asarray(p.positions),
                      basis=cupy.asarray(p.basis.astype(self.dtype)),
                      cob=cupy.asarray(p.cob.astype(self.dtype)))
             if self._padded_host is not None:
@@ -107,7 +107,7 @@ class CupyExpander:
         """Bytes of the plan tables on one device (the fused method's whole footprint)."""
         p = self.packed
         item = self.dtype.itemsize
-        return int(p.fieldpairs.nbytes + p.blocks.nbytes + p.weight_index.nbytes
+        return int(p.fieldpairs.nbytes + p.blocks.nbytes + p.positions.nbytes
                    + (len(p.basis) + len(p.cob)) * item)
 
     def _check(self, x, name, shape_tail):
@@ -172,7 +172,7 @@ class CupyExpander:
         kern = _module(out_name is not None).get_function(
             name_expression("forward", self.dtype, out_name))
         kern(cfg.grid, cfg.block, forward_args(w, p.dim, t["basis"], t["cob"], t["fieldpairs"],
-                                               t["blocks"], t["weight_index"], out,
+                                               t["blocks"], t["positions"], out,
                                                p.filter_size, cfg), shared_mem=cfg.shared_mem)
         return out if w.ndim == 2 else out[0]
 
@@ -203,7 +203,7 @@ class CupyExpander:
         out = cupy.zeros((batch, p.dim), self.dtype)  # weights of empty field pairs: none
         kern = _module(False).get_function(name_expression("adjoint", self.dtype))
         kern(cfg.grid, cfg.block, adjoint_args(g, p.filter_size, t["basis"], t["cob"],
-                                               t["fieldpairs"], t["blocks"], t["weight_index"],
+                                               t["fieldpairs"], t["blocks"], t["positions"],
                                                out, p.dim, cfg, p), shared_mem=cfg.shared_mem)
         return out if g.ndim == 2 else out[0]
 

@@ -90,17 +90,17 @@ def all_name_expressions(half: bool = False) -> list[str]:
     return names
 
 
-def forward_args(weights, batch_stride: int, basis, cob, fieldpairs, blocks, weight_index, out,
+def forward_args(weights, batch_stride: int, basis, cob, fieldpairs, blocks, positions, out,
                  out_stride: int, cfg: LaunchConfig) -> tuple:
     """Arguments of ``expand_forward`` in order, scalars with explicit NumPy types."""
-    return (weights, np.int64(batch_stride), basis, cob, fieldpairs, blocks, weight_index, out,
+    return (weights, np.int64(batch_stride), basis, cob, fieldpairs, blocks, positions, out,
             np.int64(out_stride), np.int32(cfg.tile))
 
 
-def adjoint_args(grad_filter, filter_stride: int, basis, cob, fieldpairs, blocks, weight_index,
+def adjoint_args(grad_filter, filter_stride: int, basis, cob, fieldpairs, blocks, positions,
                  grad_weights, weight_stride: int, cfg: LaunchConfig,
                  packed: PackedPlan) -> tuple:
     """Arguments of ``expand_adjoint`` in order, scalars with explicit NumPy types."""
-    return (grad_filter, np.int64(filter_stride), basis, cob, fieldpairs, blocks, weight_index,
+    return (grad_filter, np.int64(filter_stride), basis, cob, fieldpairs, blocks, positions,
             grad_weights, np.int64(weight_stride), np.int32(cfg.tile),
             np.int32(packed.max_fieldpair_weights))

@@ -677,7 +677,7 @@ class CpuExpander:
         self.poison = poison
         self.half_module = half_module  # run every kernel from the HALF_OPTIONS build
         p = self.packed
-        self.tables = dict(fieldpairs=p.fieldpairs, blocks=p.blocks, weight_index=p.weight_index,
+        self.tables = dict(fieldpairs=p.fieldpairs, blocks=p.blocks, positions=p.positions,
                            basis=p.basis.astype(self.dtype), cob=p.cob.astype(self.dtype))
         self.last_config = None
 
@@ -729,7 +729,7 @@ class CpuExpander:
                              self.sanitizer).get_function(
             name_expression("forward", self.dtype, out_name))
         kern(cfg.grid, cfg.block, forward_args(w, p.dim, t["basis"], t["cob"], t["fieldpairs"],
-                                               t["blocks"], t["weight_index"], out,
+                                               t["blocks"], t["positions"], out,
                                                p.filter_size, cfg), shared_mem=cfg.shared_mem)
         return out if w.ndim == 2 else out[0]
 
@@ -744,7 +744,7 @@ class CpuExpander:
         kern = expand_module(self.half_module, self.sanitizer).get_function(
             name_expression("adjoint", self.dtype))
         kern(cfg.grid, cfg.block, adjoint_args(g, p.filter_size, t["basis"], t["cob"],
-                                               t["fieldpairs"], t["blocks"], t["weight_index"],
+                                               t["fieldpairs"], t["blocks"], t["positions"],
                                                out, p.dim, cfg, p), shared_mem=cfg.shared_mem)
         return out if g.ndim == 2 else out[0]
 
