@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .equivariance import grid_candidates, point_permutation
+
 __all__ = ["main", "build_basis", "basis_arrays"]
 
 NPZ_FORMAT = "cupysteer.basis/1"
@@ -377,26 +379,6 @@ def _cmd_info(args) -> int:
 
 
 # ---- check ------------------------------------------------------------------------------
-def _grid_candidates(group) -> list:
-    """Elements that may map the square grid onto itself (tested with the points)."""
-    if group.is_finite:
-        return group.elements()
-    quarter = [0.0, math.pi / 2, math.pi, 3 * math.pi / 2]
-    if not group.has_reflections:
-        return quarter
-    beta = group.reflection_axis
-    refl = [(2 * (m * math.pi / 4 - beta)) % (2 * math.pi) for m in range(4)]
-    return [(0, a) for a in quarter] + [(1, a) for a in refl]
-
-
-def _permutation(group, g, points, atol=1e-6):
-    moved = points @ group.action_matrix(g).T
-    d = np.abs(moved[:, None, :] - points[None, :, :]).max(-1)
-    perm = d.argmin(1)
-    ok = np.all(d[np.arange(len(points)), perm] < atol) and len(set(perm.tolist())) == len(points)
-    return perm if ok else None
-
-
 def _element_label(group, g) -> str:
     f, r = group._split(g)
     ang = float(group.rotation_angle(np.array([r]))[0])
@@ -434,8 +416,8 @@ def _cmd_check(args) -> int:
         return np.einsum("ab,bcp,dc->adp", rho_out(g), K, rho_in(g))
 
     grid, other = [], []
-    for g in _grid_candidates(G):
-        perm = _permutation(G, g, pts)
+    for g in grid_candidates(G):
+        perm = point_permutation(G, g, pts)
         if perm is None:
             other.append(g)
             continue

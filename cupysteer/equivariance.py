@@ -8,21 +8,44 @@ multiple of π/4).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["point_symmetries", "equivariance_errors"]
+__all__ = ["grid_candidates", "point_permutation", "point_symmetries", "equivariance_errors"]
+
+
+def grid_candidates(group) -> list:
+    """Elements that may map a square grid onto itself: every element of a finite group;
+    for SO(2)/O(2) the rotations by multiples of 90° and the reflections whose axis is a
+    multiple of π/4."""
+    if group.is_finite:
+        return group.elements()
+    quarter = [0.0, math.pi / 2, math.pi, 3 * math.pi / 2]
+    if not group.has_reflections:
+        return quarter
+    beta = group.reflection_axis
+    refl = [(2 * (m * math.pi / 4 - beta)) % (2 * math.pi) for m in range(4)]
+    return [(0, a) for a in quarter] + [(1, a) for a in refl]
+
+
+def point_permutation(group, g, points: np.ndarray, atol: float = 1e-6):
+    """``perm`` with ``points[perm[i]] == g · points[i]``, or None if g does not permute them."""
+    pts = np.asarray(points, np.float64)
+    moved = pts @ group.action_matrix(g).T
+    d = np.abs(moved[:, None, :] - pts[None, :, :]).max(-1)
+    perm = d.argmin(1)
+    ok = np.all(d[np.arange(len(pts)), perm] < atol) and len(set(perm.tolist())) == len(pts)
+    return perm if ok else None
 
 
 def point_symmetries(group, points: np.ndarray, atol: float = 1e-6):
-    """Elements of ``group`` (all, or the testing elements of SO(2)/O(2)) that permute
-    ``points``: list of (element, perm) with ``points[perm[i]] == g · points[i]``."""
-    pts = np.asarray(points, np.float64)
+    """The :func:`grid_candidates` of ``group`` that permute ``points``: list of
+    (element, perm) with ``points[perm[i]] == g · points[i]``."""
     out = []
-    for g in group.testing_elements():
-        moved = pts @ group.action_matrix(g).T
-        d = np.abs(moved[:, None, :] - pts[None, :, :]).max(-1)
-        perm = d.argmin(1)
-        if np.all(d[np.arange(len(pts)), perm] < atol) and len(set(perm.tolist())) == len(pts):
+    for g in grid_candidates(group):
+        perm = point_permutation(group, g, points, atol)
+        if perm is not None:
             out.append((g, perm))
     return out
 
