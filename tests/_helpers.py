@@ -130,3 +130,81 @@ def conjugate(rho_out: np.ndarray, K: np.ndarray, rho_in: np.ndarray) -> np.ndar
 
 
 SETTINGS = dict(max_examples=25, deadline=None)
+
+
+# ---- packed layers: the NumPy reference of the expander kernels ----------------------------------
+# (tests/test_kernels_emulated.py runs the kernels on the CPU, tests/test_cupy_gpu.py on a GPU)
+
+# relative error of the kernels against the float64 NumPy reference; on a GPU, FMA contraction
+# and flush-to-zero (-ftz=true) change the last bits
+TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
+EXPANDER_GROUPS = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "D1", "D2", "D3", "D4", "SO2",
+                   "O2", "Flip0", "FlipPi2"]
+
+
+def ft(G: cs.PlanarGroup, *reps) -> cs.FieldType:
+    return cs.FieldType(G, list(reps))
+
+
+def irrep(G: cs.PlanarGroup, i: int):
+    return G.irreps()[i].representation
+
+
+def reference_forward(layers, W) -> np.ndarray:
+    """NumPy (float64) filters of every layer, flattened and laid end to end: (b, filter_size)."""
+    W = np.asarray(W, np.float64)
+    parts, off = [], 0
+    for L in layers:
+        parts.append(L.expand(W[:, off:off + L.dim]).reshape(len(W), -1))
+        off += L.dim
+    return np.concatenate(parts, 1)
+
+
+def reference_adjoint(layers, G) -> np.ndarray:
+    """NumPy (float64) weight gradients of every layer laid end to end: (b, dim)."""
+    G = np.asarray(G, np.float64)
+    parts, off = [], 0
+    for L in layers:
+        n = int(np.prod(L.shape))
+        parts.append(L.adjoint(G[:, off:off + n].reshape((len(G),) + L.shape)))
+        off += n
+    return np.concatenate(parts, 1)
+
+
+def network() -> list:
+    """Three different layers of C4 (P = 49, 9, 1), mixed fields."""
+    G = group("C4")
+    R, T, I1, I2 = G.regular_representation, G.trivial_representation, irrep(G, 1), irrep(G, 2)
+    return [cs.LayerBasis(ft(G, R, T), ft(G, R, I1), 7),
+            cs.LayerBasis(ft(G, R, I1), ft(G, I2, R, T), 3),
+            cs.LayerBasis(ft(G, T, R), ft(G, R), 1)]
+
+
+@st.composite
+def layers(draw, names=EXPANDER_GROUPS, kernel_sizes=(1, 2, 3, 4, 5, 6, 7), max_size=16):
+    """Strategy: a LayerBasis between two random field types of one group of ``names``."""
+    name = draw(st.sampled_from(names))
+    tin = draw(field_types(name, max_fields=3, max_size=max_size), label="in_type")
+    tout = draw(field_types(name, max_fields=3, max_size=max_size), label="out_type")
+    k = draw(st.sampled_from(kernel_sizes), label="kernel_size")
+    return build(tin, tout, k)
+
+
+def assert_split_views(layers, views, W, weight_offsets, dtype, to_numpy=np.asarray) -> None:
+    """The per-layer views of a packed expansion of W are each layer's own filters."""
+    for L, v, off in zip(layers, views, weight_offsets):
+        assert v.shape == (W.shape[0],) + L.shape
+        assert rel_err(to_numpy(v), L.expand(W[:, off:off + L.dim].astype(np.float64))) \
+            < TOL[np.dtype(dtype)]
+
+
+def assert_half_close(h: np.ndarray, ref: np.ndarray) -> None:
+    """float16 filters within half precision (plus 1e-5 of the largest entry) of ``ref``."""
+    err = np.abs(h.astype(np.float64) - ref)
+    assert (err <= 2.0 ** -11 * np.abs(ref) + 2.0 ** -24 + 1e-5 * np.abs(ref).max()).all()
+
+
+def assert_bf16_close(bits: np.ndarray, ref: np.ndarray) -> None:
+    """bfloat16 filters (their uint16 bit patterns) within bfloat16 precision of ``ref``."""
+    bf = (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
+    assert (np.abs(bf - ref) <= 2.0 ** -8 * np.abs(ref) + 1e-5 * np.abs(ref).max()).all()

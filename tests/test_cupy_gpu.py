@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 import cupysteer as cs
 from cupysteer.backends import cupy_backend as cb
-from _helpers import build, field_types, group, rel_err
+from _helpers import (TOL, assert_bf16_close, assert_half_close, assert_split_views, ft, group,
+                      irrep, layers, network, reference_adjoint, reference_forward, rel_err)
 
 
 def _skip_reason():
@@ -35,51 +36,12 @@ def _skip_reason():
 REASON = _skip_reason()
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(REASON is not None,
                                                   reason=f"GPU tests: {REASON}")]
-# GPU numerics: FMA contraction and flush-to-zero (-ftz=true) change the last bits
-TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
-GROUPS = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "D1", "D2", "D3", "D4", "SO2", "O2",
-          "Flip0", "FlipPi2"]
 
 
 @pytest.fixture(scope="module")
 def cupy():
     import cupy
     return cupy
-
-
-def ft(G, *reps):
-    return cs.FieldType(G, list(reps))
-
-
-def irrep(G, i):
-    return G.irreps()[i].representation
-
-
-def reference_forward(layers, W):
-    W = np.asarray(W, np.float64)
-    parts, off = [], 0
-    for L in layers:
-        parts.append(L.expand(W[:, off:off + L.dim]).reshape(len(W), -1))
-        off += L.dim
-    return np.concatenate(parts, 1)
-
-
-def reference_adjoint(layers, G):
-    G = np.asarray(G, np.float64)
-    parts, off = [], 0
-    for L in layers:
-        n = int(np.prod(L.shape))
-        parts.append(L.adjoint(G[:, off:off + n].reshape((len(G),) + L.shape)))
-        off += n
-    return np.concatenate(parts, 1)
-
-
-def network():
-    G = group("C4")
-    R, T, I1, I2 = G.regular_representation, G.trivial_representation, irrep(G, 1), irrep(G, 2)
-    return [cs.LayerBasis(ft(G, R, T), ft(G, R, I1), 7),
-            cs.LayerBasis(ft(G, R, I1), ft(G, I2, R, T), 3),
-            cs.LayerBasis(ft(G, T, R), ft(G, R), 1)]
 
 
 def check(cupy, layers, dtype, batch, seed, method="fused"):
@@ -106,19 +68,11 @@ def check(cupy, layers, dtype, batch, seed, method="fused"):
     return ex
 
 
-@st.composite
-def layers(draw, names=GROUPS, kernel_sizes=(1, 2, 3, 4, 5, 6, 7), max_size=24):
-    name = draw(st.sampled_from(names))
-    tin = draw(field_types(name, max_fields=3, max_size=max_size), label="in_type")
-    tout = draw(field_types(name, max_fields=3, max_size=max_size), label="out_type")
-    return build(tin, tout, draw(st.sampled_from(kernel_sizes), label="kernel_size"))
-
-
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.filter_too_much,
                                                                   HealthCheck.too_slow,
                                                                   HealthCheck.function_scoped_fixture])
-@given(L=layers(), dtype=st.sampled_from([np.float32, np.float64]), batch=st.integers(1, 3),
-       seed=st.integers(0, 2 ** 32 - 1))
+@given(L=layers(max_size=24), dtype=st.sampled_from([np.float32, np.float64]),
+       batch=st.integers(1, 3), seed=st.integers(0, 2 ** 32 - 1))
 def test_random_layers(cupy, L, dtype, batch, seed):
     check(cupy, [L], dtype, batch, seed)
 
@@ -145,10 +99,7 @@ def test_whole_network(cupy, dtype, method):
     ex = check(cupy, Ls, dtype, 3, 5, method=method)
     W = np.random.default_rng(6).standard_normal((2, ex.packed.dim)).astype(dtype)
     views = ex.split(ex.expand(cupy.asarray(W)))
-    for L, v, off in zip(Ls, views, ex.packed.weight_offsets):
-        assert v.shape == (2,) + L.shape
-        assert rel_err(v.get(), L.expand(W[:, off:off + L.dim].astype(np.float64))) \
-            < TOL[np.dtype(dtype)]
+    assert_split_views(Ls, views, W, ex.packed.weight_offsets, dtype, to_numpy=cupy.asnumpy)
 
 
 def test_fused_matches_padded(cupy):
@@ -167,15 +118,12 @@ def test_half_outputs(cupy):
     ex = cb.CupyExpander([L.plan for L in Ls], np.float32)
     W = np.random.default_rng(9).standard_normal((2, ex.packed.dim)).astype(np.float32)
     ref = reference_forward(Ls, W)
-    scale = np.abs(ref).max()
     h = ex.expand(cupy.asarray(W), out_dtype="float16")
     assert h.dtype == cupy.float16 and h.shape == ref.shape
-    hh = h.get().astype(np.float64)
-    assert (np.abs(hh - ref) <= 2.0 ** -11 * np.abs(ref) + 2.0 ** -24 + 1e-5 * scale).all()
+    assert_half_close(h.get(), ref)
     b = ex.expand(cupy.asarray(W), out_dtype="bfloat16")
     assert b.dtype == cupy.uint16 and b.shape == ref.shape
-    bf = (b.get().astype(np.uint32) << 16).view(np.float32).astype(np.float64)
-    assert (np.abs(bf - ref) <= 2.0 ** -8 * np.abs(ref) + 1e-5 * scale).all()
+    assert_bf16_close(b.get(), ref)
 
 
 def test_layer_basis_returns_cupy(cupy):

@@ -3,75 +3,20 @@ irreps, block-diagonal change of basis, the fibre representation, restriction, v
 semantics and errors."""
 from __future__ import annotations
 
-import math
 import pickle
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 from scipy.linalg import block_diag
 
-from cupysteer import (O2, SO2, CyclicGroup, DihedralGroup, FieldType, FlipGroup, Irrep,
-                       directsum, trivial_group)
+from _strategies import (element_strategy, group_strategies, prop, random_orthogonal, seeds,
+                         subgroup_ids)
+from cupysteer import O2, SO2, CyclicGroup, DihedralGroup, FieldType, Irrep, directsum
 
-PROP = settings(max_examples=20, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
-TWO_PI = 2 * math.pi
+PROP = prop(20)
 
-orders = st.integers(1, 16)
-axes = st.one_of(st.just(math.pi / 2), st.just(0.0),
-                 st.floats(-10.0, 10.0, allow_nan=False, allow_infinity=False))
-max_freqs = st.integers(0, 6)
-finite_groups = st.one_of(
-    orders.map(CyclicGroup), st.builds(DihedralGroup, orders, axes),
-    st.builds(FlipGroup, axes), st.just(trivial_group()),
-)
-continuous_groups = st.one_of(st.builds(SO2, max_freqs), st.builds(O2, max_freqs, axes))
-all_groups = st.one_of(finite_groups, continuous_groups)
-angles = st.floats(0.0, TWO_PI, allow_nan=False, exclude_max=True)
-seeds = st.integers(0, 2**32 - 1)
-
-
-def element_strategy(G):
-    if isinstance(G, CyclicGroup):
-        return st.integers(0, G.N - 1)
-    if isinstance(G, DihedralGroup):
-        return st.tuples(st.integers(0, 1), st.integers(0, G.N - 1))
-    if isinstance(G, FlipGroup):
-        return st.integers(0, 1)
-    if isinstance(G, SO2):
-        return angles
-    return st.tuples(st.integers(0, 1), angles)
-
-
-def random_orthogonal(n, seed):
-    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
-    return q * np.sign(np.diag(r))
-
-
-def divisors(N):
-    return [M for M in range(1, N + 1) if N % M == 0]
-
-
-@st.composite
-def subgroup_ids(draw, G):
-    if isinstance(G, FlipGroup):
-        return draw(st.sampled_from([1, 2]))
-    if isinstance(G, CyclicGroup):
-        return draw(st.sampled_from(divisors(G.N)))
-    if isinstance(G, DihedralGroup):
-        N = G.N
-        kind = draw(st.sampled_from(["rot", "flip", "dihedral"]))
-        if kind == "rot":
-            return (None, draw(st.sampled_from(divisors(N))))
-        if kind == "flip":
-            return (draw(st.integers(0, N - 1)), 1)
-        M = draw(st.sampled_from(divisors(N)))
-        return (draw(st.integers(0, N // M - 1)), M)
-    if isinstance(G, SO2):
-        return draw(st.one_of(st.integers(1, 12), st.just(-1)))
-    return draw(st.one_of(st.tuples(st.none(), st.one_of(st.just(-1), st.integers(1, 12))),
-                          st.tuples(angles, st.one_of(st.integers(1, 12), st.just(-1)))))
+axes, max_freqs, finite_groups, continuous_groups, all_groups = group_strategies(max_frequency=6)
 
 
 @st.composite

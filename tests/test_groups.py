@@ -11,51 +11,20 @@ import pickle
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
-from cupysteer import (O2, SO2, CyclicGroup, DihedralGroup, FlipGroup, PlanarGroup,
-                       trivial_group)
+from _strategies import (TWO_PI, element_strategy, finite_subgroup_ids, group_strategies,
+                         numpy_subgroup_id, orders, prop, reference_subgroup_elements, rot,
+                         subgroup_ids)
+from cupysteer import O2, SO2, CyclicGroup, DihedralGroup, FlipGroup, trivial_group
 
-PROP = settings(max_examples=25, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
-TWO_PI = 2 * math.pi
+PROP = prop(25)
 ATOL = 1e-10
 
 # ----------------------------------------------------------------------------- strategies
 
-orders = st.integers(1, 16)
-axes = st.one_of(st.just(math.pi / 2), st.just(0.0), st.just(math.pi / 4),
-                 st.floats(-10.0, 10.0, allow_nan=False, allow_infinity=False))
-max_freqs = st.integers(0, 8)
-
-finite_groups = st.one_of(
-    orders.map(CyclicGroup),
-    st.builds(DihedralGroup, orders, axes),
-    orders.map(DihedralGroup),                 # default axis
-    st.builds(FlipGroup, axes),
-    st.just(FlipGroup()),
-    st.just(trivial_group()),
-)
-continuous_groups = st.one_of(st.builds(SO2, max_freqs), st.builds(O2, max_freqs, axes),
-                              st.just(SO2()), st.just(O2()))
-all_groups = st.one_of(finite_groups, continuous_groups)
-
-angles = st.floats(0.0, TWO_PI, allow_nan=False, exclude_max=True)
-
-
-def element_strategy(G: PlanarGroup):
-    """Valid elements of G in e2cnn's public encoding."""
-    if isinstance(G, CyclicGroup):
-        return st.integers(0, G.N - 1)
-    if isinstance(G, DihedralGroup):
-        return st.tuples(st.integers(0, 1), st.integers(0, G.N - 1))
-    if isinstance(G, FlipGroup):
-        return st.integers(0, 1)
-    if isinstance(G, SO2):
-        return angles
-    if isinstance(G, O2):
-        return st.tuples(st.integers(0, 1), angles)
-    raise AssertionError(G)
+axes, max_freqs, finite_groups, continuous_groups, all_groups = group_strategies(
+    max_frequency=8, special_axes=(math.pi / 4,), defaults=True)
 
 
 def split(G, g):
@@ -69,11 +38,6 @@ def split(G, g):
     if isinstance(G, SO2):
         return 0, float(g)
     return g[0], float(g[1])
-
-
-def rot(a):
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[c, -s], [s, c]])
 
 
 def reference_action(G, g):
@@ -397,48 +361,17 @@ def test_invalid_elements_raise(G, g):
 # ----------------------------------------------------------------------------- subgroups
 
 
-def divisors(N):
-    return [M for M in range(1, N + 1) if N % M == 0]
-
-
-def reference_subgroup_elements(G, sid):
-    """The subgroup's elements, from the id descriptions of reference §3."""
-    N = G.N
-    if isinstance(G, CyclicGroup):
-        return {t * (N // sid) for t in range(sid)}
-    a, M = sid
-    rots = {(0, t * (N // M)) for t in range(M)}
-    if a is None:
-        return rots
-    if M == 1:
-        return {(0, 0), (1, a)}
-    return rots | {(1, (a + t * (N // M)) % N) for t in range(M)}
-
-
 @st.composite
 def finite_subgroup_cases(draw):
     N = draw(orders)
-    if draw(st.booleans()):
-        return CyclicGroup(N), draw(st.sampled_from(divisors(N)))
-    G = DihedralGroup(N, draw(axes))
-    kind = draw(st.sampled_from(["rot", "flip", "dihedral"]))
-    if kind == "rot":
-        return G, (None, draw(st.sampled_from(divisors(N))))
-    if kind == "flip":
-        return G, (draw(st.integers(0, N - 1)), 1)
-    M = draw(st.sampled_from(divisors(N)))
-    return G, (draw(st.integers(0, N // M - 1)), M)
+    G = CyclicGroup(N) if draw(st.booleans()) else DihedralGroup(N, draw(axes))
+    return G, draw(finite_subgroup_ids(G))
 
 
 @st.composite
 def continuous_subgroup_cases(draw):
-    if draw(st.booleans()):
-        G = SO2(draw(max_freqs))
-        return G, draw(st.one_of(st.just(-1), st.integers(1, 12)))
-    G = O2(draw(max_freqs), draw(axes))
-    M = draw(st.one_of(st.just(-1), st.integers(1, 12)))
-    a = draw(st.one_of(st.none(), angles))
-    return G, (a, M)
+    G = SO2(draw(max_freqs)) if draw(st.booleans()) else O2(draw(max_freqs), draw(axes))
+    return G, draw(subgroup_ids(G))
 
 
 flip_subgroup_cases = st.tuples(st.builds(FlipGroup, axes), st.sampled_from([1, 2]))
@@ -507,9 +440,7 @@ def test_bad_subgroup_ids_raise(G, sid):
 def test_numpy_integer_subgroup_ids_are_normalised(case):
     """A subgroup id given with NumPy integers is the same subgroup, with the same id."""
     G, sid = case
-    np_sid = np.int64(sid) if isinstance(sid, int) else tuple(
-        None if x is None else np.int64(x) for x in sid)
-    sub, np_sub = G.subgroup(sid), G.subgroup(np_sid)
+    sub, np_sub = G.subgroup(sid), G.subgroup(numpy_subgroup_id(sid))
     assert np_sub == sub
     assert repr(np_sub.id) == repr(sub.id)
     assert np_sub.group == sub.group

@@ -3,57 +3,26 @@
 closed-form matrices, homomorphism, orthogonality and character orthogonality."""
 from __future__ import annotations
 
-import math
 import pickle
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 
-from cupysteer import O2, SO2, CyclicGroup, DihedralGroup, FlipGroup, Irrep, trivial_group
+from _strategies import (TWO_PI, element_strategy, group_strategies, orders, prop, rot,
+                         some_elements)
+from cupysteer import O2, SO2, CyclicGroup, DihedralGroup, FlipGroup, Irrep
 
-PROP = settings(max_examples=25, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
-TWO_PI = 2 * math.pi
+PROP = prop(25)
 ATOL = 1e-10
 
-orders = st.integers(1, 16)
-axes = st.one_of(st.just(math.pi / 2), st.just(0.0),
-                 st.floats(-10.0, 10.0, allow_nan=False, allow_infinity=False))
-max_freqs = st.integers(0, 8)
-finite_groups = st.one_of(
-    orders.map(CyclicGroup), st.builds(DihedralGroup, orders, axes),
-    st.builds(FlipGroup, axes), st.just(trivial_group()),
-)
-continuous_groups = st.one_of(st.builds(SO2, max_freqs), st.builds(O2, max_freqs, axes))
-all_groups = st.one_of(finite_groups, continuous_groups)
-angles = st.floats(0.0, TWO_PI, allow_nan=False, exclude_max=True)
+axes, max_freqs, finite_groups, continuous_groups, all_groups = group_strategies(max_frequency=8)
 
 
-def element_strategy(G):
-    if isinstance(G, CyclicGroup):
-        return st.integers(0, G.N - 1)
-    if isinstance(G, DihedralGroup):
-        return st.tuples(st.integers(0, 1), st.integers(0, G.N - 1))
-    if isinstance(G, FlipGroup):
-        return st.integers(0, 1)
-    if isinstance(G, SO2):
-        return angles
-    return st.tuples(st.integers(0, 1), angles)
-
-
-def some_elements(G, data=None, n=12):
-    """All elements of a finite group, else n drawn ones."""
-    if G.is_finite:
-        return G.elements()
-    return data.draw(st.lists(element_strategy(G), min_size=n, max_size=n))
-
-
-
-
-def rot(a):
-    c, s = math.cos(a), math.sin(a)
-    return np.array([[c, -s], [s, c]])
+def irrep_tables(G, table) -> list:
+    """[table(psi, elements) for every irrep psi of the finite group G]."""
+    els = G.elements()
+    return [table(p, els) for p in G.irreps()]
 
 
 def reference_irrep(G, psi, g):
@@ -212,11 +181,9 @@ def test_homomorphism_and_orthogonality(data, G):
 @given(finite_groups)
 def test_character_orthogonality(G):
     """(1/|G|) sum_g chi_psi(g) chi_phi(g) = sos_psi delta_{psi, phi} (real irreps)."""
-    els = G.elements()
-    irreps = G.irreps()
-    chars = np.array([[p.character(g) for g in els] for p in irreps])
-    gram = chars @ chars.T / len(els)
-    expected = np.diag([p.sum_of_squares_constituents for p in irreps]).astype(float)
+    chars = np.array(irrep_tables(G, lambda p, els: [p.character(g) for g in els]))
+    gram = chars @ chars.T / G.order
+    expected = np.diag([p.sum_of_squares_constituents for p in G.irreps()]).astype(float)
     np.testing.assert_allclose(gram, expected, atol=1e-9)
 
 
@@ -224,16 +191,13 @@ def test_character_orthogonality(G):
 @given(finite_groups)
 def test_schur_orthogonality_of_matrix_entries(G):
     """Entries of inequivalent irreps are orthogonal; (1/|G|) sum psi_ab psi_cd relates by sos."""
-    els = G.elements()
-    irreps = G.irreps()
-    cols = [p.evaluate(els).reshape(len(els), -1) for p in irreps]
-    for i, A in enumerate(cols):
+    cols = irrep_tables(G, lambda p, els: p.evaluate(els).reshape(len(els), -1))
+    for i, (p, A) in enumerate(zip(G.irreps(), cols)):
         for k, B in enumerate(cols):
             if i != k:
                 np.testing.assert_allclose(A.T @ B, 0.0, atol=1e-9)
         # the squared norm of every entry is |G| / d
-        d = irreps[i].dim
-        np.testing.assert_allclose(np.einsum("na,na->a", A, A), len(els) / d, atol=1e-9)
+        np.testing.assert_allclose(np.einsum("na,na->a", A, A), G.order / p.dim, atol=1e-9)
 
 
 @PROP

@@ -24,7 +24,8 @@ from hypothesis import strategies as st
 
 import cupysteer as cs
 from cupysteer.packed import launch_config, pack_plans
-from _helpers import build, field_types, group, rel_err
+from _helpers import (TOL, assert_bf16_close, assert_half_close, assert_split_views, ft, group,
+                      irrep, layers, network, reference_adjoint, reference_forward, rel_err)
 from cuda_emulation import harness as H
 
 pytestmark = pytest.mark.skipif(H.gxx() is None, reason="g++ not found: the CPU emulation of "
@@ -32,9 +33,6 @@ pytestmark = pytest.mark.skipif(H.gxx() is None, reason="g++ not found: the CPU 
 HAVE_CUDA_HEADERS = bool(H.cuda_include_dirs())
 needs_half = pytest.mark.skipif(not HAVE_CUDA_HEADERS, reason="cuda_fp16.h/cuda_bf16.h not found "
                                 "(pip install nvidia-cuda-runtime nvidia-cuda-crt nvidia-cuda-cccl)")
-TOL = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-5}
-GROUPS = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "D1", "D2", "D3", "D4", "SO2", "O2",
-          "Flip0", "FlipPi2"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -47,28 +45,6 @@ def emulated_modules():
                      for b in builds)
     print(f"\n[emulation] g++ builds ({time.perf_counter() - t0:.1f} s): {took}", file=sys.stderr)
     yield builds
-
-
-# ---- reference ---------------------------------------------------------------------------------
-
-def reference_forward(layers, W):
-    """NumPy (float64) filters of every layer, flattened and laid end to end: (b, filter_size)."""
-    W = np.asarray(W, np.float64)
-    parts, off = [], 0
-    for L in layers:
-        parts.append(L.expand(W[:, off:off + L.dim]).reshape(len(W), -1))
-        off += L.dim
-    return np.concatenate(parts, 1)
-
-
-def reference_adjoint(layers, G):
-    G = np.asarray(G, np.float64)
-    parts, off = [], 0
-    for L in layers:
-        n = int(np.prod(L.shape))
-        parts.append(L.adjoint(G[:, off:off + n].reshape((len(G),) + L.shape)))
-        off += n
-    return np.concatenate(parts, 1)
 
 
 def limit_for_tiles(packed, dtype, tiles: int) -> int:
@@ -116,15 +92,6 @@ def check(layers, dtype, batch, seed, *, shared_limit=None, flat=False, **kw):
 
 # ---- random plans (hypothesis) ------------------------------------------------------------------
 
-@st.composite
-def layers(draw, names=GROUPS, kernel_sizes=(1, 2, 3, 4, 5, 6, 7), max_size=16):
-    name = draw(st.sampled_from(names))
-    tin = draw(field_types(name, max_fields=3, max_size=max_size), label="in_type")
-    tout = draw(field_types(name, max_fields=3, max_size=max_size), label="out_type")
-    k = draw(st.sampled_from(kernel_sizes), label="kernel_size")
-    return build(tin, tout, k)
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.filter_too_much,
                                                                   HealthCheck.too_slow])
 @given(L=layers(), dtype=st.sampled_from([np.float32, np.float64]), batch=st.integers(1, 3),
@@ -152,14 +119,6 @@ def test_random_networks(name, data, dtype, seed):
 
 
 # ---- edge cases ---------------------------------------------------------------------------------
-
-def ft(G, *reps):
-    return cs.FieldType(G, list(reps))
-
-
-def irrep(G, i):
-    return G.irreps()[i].representation
-
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_one_field(dtype):
@@ -240,15 +199,6 @@ def test_points_not_dividing_the_tile(dtype):
     check([L], dtype, 1, 8, shared_limit=p.max_fieldpair_weights * item + cell)
 
 
-def network():
-    """Three different layers of C4 (P = 49, 9, 1), mixed fields."""
-    G = group("C4")
-    R, T, I1, I2 = G.regular_representation, G.trivial_representation, irrep(G, 1), irrep(G, 2)
-    return [cs.LayerBasis(ft(G, R, T), ft(G, R, I1), 7),
-            cs.LayerBasis(ft(G, R, I1), ft(G, I2, R, T), 3),
-            cs.LayerBasis(ft(G, T, R), ft(G, R), 1)]
-
-
 @pytest.mark.parametrize("tiles", [None, 4])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_whole_network(dtype, tiles):
@@ -262,9 +212,7 @@ def test_whole_network(dtype, tiles):
         assert ex.forward_config.grid[1] > 1
     W = np.random.default_rng(10).standard_normal((2, p.dim)).astype(dtype)
     views = ex.split(ex.expand(W))
-    for L, v, off in zip(Ls, views, p.weight_offsets):
-        assert v.shape == (2,) + L.shape
-        assert rel_err(v, L.expand(W[:, off:off + L.dim].astype(np.float64))) < TOL[np.dtype(dtype)]
+    assert_split_views(Ls, views, W, p.weight_offsets, dtype)
 
 
 def bf16_round(x: np.ndarray) -> np.ndarray:
@@ -289,13 +237,11 @@ def test_half_outputs(case):
     h = ex.expand(W, out_dtype="float16")
     assert h.dtype == np.float16 and h.shape == f32.shape
     np.testing.assert_array_equal(h, f32.astype(np.float16))
-    assert (np.abs(h.astype(np.float64) - ref) <= 2.0 ** -11 * np.abs(ref) + 2.0 ** -24
-            + 1e-5 * np.abs(ref).max()).all()
+    assert_half_close(h, ref)
     b = ex.expand(W, out_dtype="bfloat16")
     assert b.dtype == np.uint16 and b.shape == f32.shape
     np.testing.assert_array_equal(b, bf16_round(f32))
-    bf = H.bf16_to_float32(b).astype(np.float64)
-    assert (np.abs(bf - ref) <= 2.0 ** -8 * np.abs(ref) + 1e-5 * np.abs(ref).max()).all()
+    assert_bf16_close(b, ref)
     # unbatched, and np.float16 accepted as dtype
     h1 = ex.expand(W[1], out_dtype=np.float16)
     np.testing.assert_array_equal(h1, h[1])

@@ -9,77 +9,23 @@ from collections import Counter
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import given, strategies as st
 from scipy.linalg import block_diag
 
+from _strategies import (angles, divisors, element_strategy, finite_subgroup_ids,
+                         group_strategies, numpy_subgroup_id, orders, prop, random_orthogonal,
+                         reference_subgroup_elements, seeds, some_elements, subgroup_ids)
 from cupysteer import (O2, SO2, CyclicGroup, DihedralGroup, FlipGroup, Irrep, Representation,
                        directsum, quotient_representation, regular_representation,
                        trivial_group)
 
-PROP = settings(max_examples=20, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow])
-TWO_PI = 2 * math.pi
+PROP = prop(20)
 ATOL = 1e-9
 
-orders = st.integers(1, 16)
-axes = st.one_of(st.just(math.pi / 2), st.just(0.0),
-                 st.floats(-10.0, 10.0, allow_nan=False, allow_infinity=False))
-max_freqs = st.integers(0, 6)
-finite_groups = st.one_of(
-    orders.map(CyclicGroup), st.builds(DihedralGroup, orders, axes),
-    st.builds(FlipGroup, axes), st.just(trivial_group()),
-)
-continuous_groups = st.one_of(st.builds(SO2, max_freqs), st.builds(O2, max_freqs, axes))
-all_groups = st.one_of(finite_groups, continuous_groups)
-angles = st.floats(0.0, TWO_PI, allow_nan=False, exclude_max=True)
-seeds = st.integers(0, 2**32 - 1)
+axes, max_freqs, finite_groups, continuous_groups, all_groups = group_strategies(max_frequency=6)
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def element_strategy(G):
-    if isinstance(G, CyclicGroup):
-        return st.integers(0, G.N - 1)
-    if isinstance(G, DihedralGroup):
-        return st.tuples(st.integers(0, 1), st.integers(0, G.N - 1))
-    if isinstance(G, FlipGroup):
-        return st.integers(0, 1)
-    if isinstance(G, SO2):
-        return angles
-    return st.tuples(st.integers(0, 1), angles)
-
-
-def some_elements(G, data, n=8):
-    """All elements of a finite group, else n drawn ones."""
-    if G.is_finite:
-        return G.elements()
-    return data.draw(st.lists(element_strategy(G), min_size=n, max_size=n))
-
-
-def random_orthogonal(n, seed):
-    q, r = np.linalg.qr(np.random.default_rng(seed).standard_normal((n, n)))
-    return q * np.sign(np.diag(r))
-
-
-def divisors(N):
-    return [M for M in range(1, N + 1) if N % M == 0]
-
-
-def reference_subgroup_elements(G, sid):
-    """Subgroup elements from the id descriptions of reference §3 (finite groups)."""
-    if isinstance(G, FlipGroup):
-        return {0} if sid == 1 else {0, 1}
-    N = G.N
-    if isinstance(G, CyclicGroup):
-        return {t * (N // sid) for t in range(sid)}
-    a, M = sid
-    rots = {(0, t * (N // M)) for t in range(M)}
-    if a is None:
-        return rots
-    if M == 1:
-        return {(0, 0), (1, a)}
-    return rots | {(1, (a + t * (N // M)) % N) for t in range(M)}
 
 
 def coset_permutations(G, H):
@@ -119,32 +65,6 @@ def character_multiplicities(rep):
 def assert_orthogonal(Q):
     np.testing.assert_allclose(Q.T @ Q, np.eye(len(Q)), atol=1e-10)
     np.testing.assert_allclose(Q @ Q.T, np.eye(len(Q)), atol=1e-10)
-
-
-@st.composite
-def finite_subgroup_ids(draw, G):
-    if isinstance(G, FlipGroup):
-        return draw(st.sampled_from([1, 2]))
-    N = G.N
-    if isinstance(G, CyclicGroup):
-        return draw(st.sampled_from(divisors(N)))
-    kind = draw(st.sampled_from(["rot", "flip", "dihedral"]))
-    if kind == "rot":
-        return (None, draw(st.sampled_from(divisors(N))))
-    if kind == "flip":
-        return (draw(st.integers(0, N - 1)), 1)
-    M = draw(st.sampled_from(divisors(N)))
-    return (draw(st.integers(0, N // M - 1)), M)
-
-
-def restriction_ids(G):
-    """Subgroup ids that restrict() must support (the issue's list)."""
-    if G.is_finite:
-        return finite_subgroup_ids(G)
-    if isinstance(G, SO2):
-        return st.one_of(st.integers(1, 12), st.just(-1))
-    return st.one_of(st.tuples(st.none(), st.one_of(st.just(-1), st.integers(1, 12))),
-                     st.tuples(angles, st.one_of(st.integers(1, 12), st.just(-1))))
 
 
 @st.composite
@@ -443,7 +363,7 @@ def test_multiplicities_from_characters(case):
 def test_restriction_agrees_with_embedding(data, G):
     """restrict(id)(h) = rho(embed(h)) for subgroup elements h; restricted Q orthogonal."""
     rho = data.draw(reps_of(G))
-    sid = data.draw(restriction_ids(G))
+    sid = data.draw(subgroup_ids(G))
     sub = G.subgroup(sid)
     H = sub.group
     res = rho.restrict(sid)
@@ -619,8 +539,6 @@ def test_equality_ignores_the_sign_of_zero(G):
 @given(st.data(), finite_groups)
 def test_quotient_with_numpy_integer_ids(data, G):
     sid = data.draw(finite_subgroup_ids(G))
-    np_sid = np.int64(sid) if isinstance(sid, int) else tuple(
-        None if x is None else np.int64(x) for x in sid)
-    a, b = G.quotient_representation(sid), G.quotient_representation(np_sid)
+    a, b = G.quotient_representation(sid), G.quotient_representation(numpy_subgroup_id(sid))
     assert a.name == b.name
     assert a == b and hash(a) == hash(b)
