@@ -332,12 +332,14 @@ def _on_gpu(fn, x, *args):
     except ImportError:
         raise RuntimeError(f"{src} array on {device(x)}: expanding device arrays needs CuPy "
                            f"(pip install \"cupysteer[cuda12]\" or \"cupysteer[cuda13]\")") from None
-    stream = None
-    if src == "torch":
-        import torch
-        stream = cupy.cuda.ExternalStream(torch.cuda.current_stream(x.device).cuda_stream)
     with cupy.cuda.Device(device(x).id):
-        with (stream if stream is not None else cupy.cuda.get_current_stream()):
+        if src == "torch":
+            import torch
+            ptr = torch.cuda.current_stream(x.device).cuda_stream
+            stream = cupy.cuda.ExternalStream(ptr, device_id=device(x).id)
+        else:
+            stream = cupy.cuda.get_current_stream()
+        with stream:
             xc = x if src == "cupy" else cupy.from_dlpack(x.detach() if src == "torch" else x)
             try:
                 out = fn(xc, *args)

@@ -31,7 +31,9 @@ if not hasattr(torch, "library") or not hasattr(torch.library, "custom_op"):  # 
     raise ImportError(f"cupysteer.torch needs torch>=2.4 (torch.library.custom_op); found "
                       f"torch {torch.__version__}: pip install -U \"cupysteer[torch]\"")
 
+import hashlib
 import threading
+import weakref
 
 import numpy as np
 from torch import Tensor, nn
@@ -44,28 +46,38 @@ from .field_type import FieldType
 __all__ = ["register_basis", "expand", "adjoint", "SteerableConv2d", "SteerableConvTranspose2d"]
 
 # ---- basis registry ----------------------------------------------------------------------
-# Operators take plain ints, so bases are registered under a key derived from their content:
-# equal layers (also a deep copy or an unpickled copy in this process) share one key.
+# Operators take plain ints, so bases are registered under a key derived from their content
+# (a 63-bit BLAKE2b digest): equal layers share one key in every process, so a key baked into
+# an exported graph names the same basis wherever the basis is registered again. The registry
+# holds bases weakly: a layer keeps its own basis alive.
 
 _lock = threading.Lock()
-_BASES: dict[int, LayerBasis] = {}
-_KEYS: dict[tuple, int] = {}
+_BASES: "weakref.WeakValueDictionary[int, LayerBasis]" = weakref.WeakValueDictionary()
 
 
-def _content(basis: LayerBasis) -> tuple:
-    return (basis.in_type, basis.out_type, basis.settings, basis.filter_shape,
-            np.ascontiguousarray(basis.points).tobytes())
+def _digest(basis: LayerBasis) -> int:
+    h = hashlib.blake2b(digest_size=8)
+    h.update(repr(basis.in_type.group).encode())
+    for ftype in (basis.in_type, basis.out_type):
+        h.update(b"|fields")
+        for r in ftype.representations:
+            h.update(r.name.encode() + repr([p.id for p in r.irreps]).encode())
+            h.update((np.asarray(r.change_of_basis) + 0.0).tobytes())
+    h.update(repr((basis.settings, basis.filter_shape)).encode())
+    h.update(np.ascontiguousarray(basis.points, np.float64).tobytes())
+    return int.from_bytes(h.digest(), "little") & (2 ** 63 - 1)
 
 
 def register_basis(basis: LayerBasis) -> int:
     """The operator key of ``basis`` (registering it on first use)."""
     if not isinstance(basis, LayerBasis):
         raise TypeError(f"expected a LayerBasis, got {type(basis).__name__}")
-    content = _content(basis)
+    key = basis.__dict__.get("_torch_key")
+    if key is None:
+        key = _digest(basis)
+        basis.__dict__["_torch_key"] = key
     with _lock:
-        key = _KEYS.get(content)
-        if key is None:
-            key = _KEYS[content] = len(_KEYS)
+        if _BASES.get(key) is None:
             _BASES[key] = basis
     return key
 
