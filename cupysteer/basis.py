@@ -16,6 +16,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ._memory import check_host
 from .field_type import FieldType
 from .pair_basis import PairBasis, sample_pair_basis
 from .plan import ExpansionPlan
@@ -34,13 +35,31 @@ def _as_float_array(x, name):
                         f"{type(x).__name__}; CuPy/torch/JAX inputs go through their adapters")
     a = np.asarray(x)
     if a.dtype.kind in "iub":
+        if a.dtype.kind in "iu" and a.size and max(int(a.max()), -int(a.min())) > 2 ** 53:
+            raise ValueError(f"{name}: integer values beyond 2**53 are not exactly "
+                             f"representable in float64; convert them yourself "
+                             f"(.astype(np.float64)) if rounding is intended")
         a = a.astype(np.float64)
+    if a.dtype.kind == "f" and not a.dtype.isnative and a.dtype.itemsize in (4, 8):
+        a = a.astype(a.dtype.newbyteorder("="))  # same values, native byte order
+    if a.dtype.kind == "c":
+        raise ValueError(f"{name} must be real (float32 or float64), got {a.dtype}; the "
+                         f"filters are real-valued: pass {name}.real if its imaginary part is 0")
     if a.dtype not in (np.float32, np.float64):
         raise ValueError(f"{name} must be float32 or float64, got {a.dtype}; cast it with "
                          f".astype(np.float32)")
     if not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or infinity")
+        raise ValueError(f"{name} contains NaN or infinity (at flat index "
+                         f"{int(np.flatnonzero(~np.isfinite(a.ravel()))[0])}); the NumPy "
+                         f"backend rejects non-finite input, fix the producer of {name}")
     return a
+
+
+def _check_cupy_dtype(x, name):
+    """The CUDA kernels take float32/float64 only (no silent cast on the device)."""
+    if np.dtype(x.dtype) not in (np.float32, np.float64):
+        raise ValueError(f"{name} must be float32 or float64 for the CUDA kernels, got "
+                         f"{np.dtype(x.dtype)}; cast it with .astype(cupy.float32)")
 
 
 _SHARED_STATE = ("dim", "irreps_pairs", "weight_blocks", "_block", "plan", "_pairs")
@@ -64,7 +83,7 @@ def _group_fields(ftype: FieldType, side: str) -> dict:
     groups, rep_of = {}, {}
     for i, r in enumerate(ftype.representations):
         if r.name in rep_of and rep_of[r.name] != r:
-            raise ValueError(f"{side}_type: two different representations share the name "
+            raise ValueError(f"{side}: two different representations share the name "
                              f"{r.name!r}; give them distinct names")
         rep_of[r.name] = r
         groups.setdefault(r.name, []).append(i)
@@ -263,6 +282,7 @@ class LayerBasis:
         in the weights' dtype (float32 or float64) and array library: NumPy arrays run the
         NumPy reference, CuPy arrays the CUDA kernels (``method`` 'fused' or 'padded')."""
         if _is_cupy(weights):
+            _check_cupy_dtype(weights, "weights")
             ex = self._cupy_expander(weights.dtype, method)
             flat = ex.expand(weights)
             return flat.reshape(weights.shape[:-1] + self.shape)
@@ -272,6 +292,7 @@ class LayerBasis:
     def adjoint(self, filter_grad, method: str = "fused"):
         """The exact transpose of :meth:`expand`: filter gradient → weight gradient."""
         if _is_cupy(filter_grad):
+            _check_cupy_dtype(filter_grad, "filter_grad")
             ex = self._cupy_expander(filter_grad.dtype, method)
             n = int(np.prod(self.shape))
             lead = filter_grad.shape[:filter_grad.ndim - len(self.shape)]
@@ -377,6 +398,10 @@ class LayerBasis:
         slice and channels. Items: dict(E, lo, n_out, n_in, out_channels, in_channels)."""
         tin, tout, P = self.in_type, self.out_type, len(self.points)
         gin, gout = _group_fields(tin, "in_type"), _group_fields(tout, "out_type")
+        n = self.padded_bytes // 4  # entries of all padded blocks
+        check_host(n * (8 + (0 if np.dtype(dtype) == np.float64 else np.dtype(dtype).itemsize)),
+                   lambda: f"padded_blocks: the padded basis of {self} ({n} entries)",
+                   "use the irreps-level plan (expand) instead")
         blocks = []
         for in_name, out_name, lo, hi, n_o, n_i, d in self.weight_blocks:
             rin = tin.representations[gin[in_name][0]]
@@ -392,13 +417,17 @@ class LayerBasis:
             channels = [np.concatenate([np.arange(t.channels(f).start, t.channels(f).stop)
                                         for f in fields])
                         for t, fields in ((tout, gout[out_name]), (tin, gin[in_name]))]
-            blocks.append(dict(E=E.astype(dtype), lo=lo, n_out=n_o, n_in=n_i,
+            blocks.append(dict(E=E.astype(dtype, copy=False), lo=lo, n_out=n_o, n_in=n_i,
                                out_channels=channels[0], in_channels=channels[1]))
         return blocks
 
     def dense(self, dtype=np.float64) -> np.ndarray:
         """The padded basis (dim, C_out, C_in, *filter_shape), built directly from the irreps
         blocks and the fields' Q (a reference independent of the plan executors)."""
+        n = self.dim * int(np.prod(self.shape))
+        check_host(n * (8 + (0 if np.dtype(dtype) == np.float64 else np.dtype(dtype).itemsize)),
+                   lambda: f"dense: the padded basis of shape {(self.dim,) + self.shape}",
+                   "use expand (the irreps-level plan) or padded_blocks instead")
         D = np.zeros((self.dim, self.out_type.size, self.in_type.size, len(self.points)))
         tin, tout, plan, blk = self.in_type, self.out_type, self.plan, self._block
         for beta in range(plan.num_blocks):
@@ -411,4 +440,4 @@ class LayerBasis:
                           rin.change_of_basis[:, c:c + di])
             w = plan.weight_index[plan.block_weight[beta]:plan.block_weight[beta] + len(pb)]
             D[w, tout.channels(Pf), tin.channels(Qf)] = E
-        return D.reshape((self.dim,) + self.shape).astype(dtype)
+        return D.reshape((self.dim,) + self.shape).astype(dtype, copy=False)

@@ -90,7 +90,7 @@ class BasisCache:
         if hit is not None:
             self.hits += 1
             return hit
-        pb = self._load(key, in_irrep, out_irrep)
+        pb = self._load(key, in_irrep, out_irrep, len(points))
         if pb is None:
             self.misses += 1
             pb = sample_pair_basis(in_irrep, out_irrep, settings, points)
@@ -103,7 +103,7 @@ class BasisCache:
     def _path(self, key: str) -> Path:
         return self.directory / f"pair-v{CACHE_VERSION}-{hashlib.sha256(key.encode()).hexdigest()[:40]}.npz"
 
-    def _load(self, key, in_irrep, out_irrep) -> PairBasis | None:
+    def _load(self, key, in_irrep, out_irrep, num_points=None) -> PairBasis | None:
         if self.directory is None:
             return None
         path = self._path(key)
@@ -112,8 +112,10 @@ class BasisCache:
                 arrays = {k: z[k] for k in _FIELDS}
                 ok = (str(z["key"]) == key and int(z["version"]) == CACHE_VERSION
                       and str(z["checksum"]) == _checksum(arrays)
-                      and arrays["values"].ndim == 4
+                      and arrays["values"].ndim == 4 and arrays["values"].dtype == np.float64
                       and arrays["values"].shape[1:3] == (out_irrep.dim, in_irrep.dim)
+                      and (num_points is None or arrays["values"].shape[3] == num_points)
+                      and bool(np.isfinite(arrays["values"]).all())
                       and all(len(arrays[k]) == len(arrays["values"]) for k in _FIELDS))
         except FileNotFoundError:
             return None

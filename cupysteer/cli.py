@@ -691,6 +691,10 @@ def main(argv=None) -> int:
     except ValueError as exc:  # anything the library rejects, still one line
         print(f"{prog}: error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    except MemoryError as exc:  # a size refused before allocation (cupysteer._memory)
+        print(f"{prog}: error: {' '.join(str(exc).split()) or 'out of memory'}",
+              file=sys.stderr)
+        return 2
     except BrokenPipeError:  # e.g. `cupysteer info … | head`
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

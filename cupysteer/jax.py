@@ -155,8 +155,11 @@ def _jax_plan(basis) -> _JaxPlan:
 
 # ---- pure jax.numpy forward and adjoint ---------------------------------------------------------
 
-def _float(x):
+def _float(x, name):
     x = jnp.asarray(x)
+    if jnp.issubdtype(x.dtype, jnp.complexfloating):
+        raise ValueError(f"{name} must be real, got {x.dtype}; the filters are real-valued: "
+                         f"pass {name}.real if its imaginary part is 0")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         x = x.astype(jnp.result_type(float))
     return x
@@ -266,7 +269,7 @@ def _ops(basis):
 def expand(basis: LayerBasis, weights, *, custom_vjp: bool = True):
     """Weights (..., dim) → filter (..., C_out, C_in, k, k) in the weights' dtype; pure
     ``jax.numpy`` (jit/grad/vmap). The reverse-mode derivative is :func:`adjoint`."""
-    w = _float(weights)
+    w = _float(weights, "weights")
     if not custom_vjp:
         return _forward_jit(_jax_plan(basis), w)
     return _ops(basis)[0](w)
@@ -275,7 +278,7 @@ def expand(basis: LayerBasis, weights, *, custom_vjp: bool = True):
 def adjoint(basis: LayerBasis, filter_grad, *, custom_vjp: bool = True):
     """The exact transpose of :func:`expand`: filter gradient (..., C_out, C_in, k, k) →
     weight gradient (..., dim)."""
-    G = _float(filter_grad)
+    G = _float(filter_grad, "filter_grad")
     if not custom_vjp:
         return _adjoint_jit(_jax_plan(basis), G)
     return _ops(basis)[1](G)
@@ -283,7 +286,7 @@ def adjoint(basis: LayerBasis, filter_grad, *, custom_vjp: bool = True):
 
 def expand_bias(basis: LayerBasis, bias):
     """One bias per trivial output irrep (..., T) → one per output channel (..., C_out)."""
-    b = _float(bias)
+    b = _float(bias, "bias")
     M = _jax_plan(basis).bias_matrix
     if b.shape[-1:] != (M.shape[1],):
         raise ValueError(f"bias must have shape (..., {M.shape[1]}), got {b.shape}")

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._memory import check_host
 from .harmonics import evaluate_angular, pair_harmonics
 from .irreps import Irrep
 from .settings import BasisSettings, polar
@@ -53,10 +54,26 @@ def _readonly(*arrays):
 def sample_pair_basis(in_irrep: Irrep, out_irrep: Irrep, settings: BasisSettings,
                       points: np.ndarray) -> PairBasis:
     """Sample, normalise and filter the basis of one irreps pair on ``points`` (P, 2)."""
-    h = pair_harmonics(in_irrep, out_irrep, settings.maximum_frequency, settings.maximum_offset)
+    do, di, P = out_irrep.dim, in_irrep.dim, len(points)
+    N = in_irrep.group.rotation_order
+    F, T = settings.maximum_frequency, settings.maximum_offset
+    aliases = 1 if N <= 0 else 2 * F // N + 1  # alias offsets t (harmonics.alias_offsets)
+    if T is not None:
+        aliases = min(aliases, 2 * T + 1)
+    # harmonics (at most 4 per alias) evaluated on every point: arguments, cos, sin, matrices
+    check_host(4 * aliases * (4 * do * di * P * 8 + 200),
+               lambda: f"sampling the basis of {in_irrep.name} → {out_irrep.name} (about "
+                       f"{4 * aliases} angular harmonics up to frequency {F} on {P} points)",
+               "lower frequencies_cutoff, set maximum_offset, or use a smaller kernel_size")
+    h = pair_harmonics(in_irrep, out_irrep, F, T)
+    mu = np.abs(h.frequency)
+    n_sampled = sum(int((mu <= cut).sum()) for cut in settings.cutoff_per_ring)
+    check_host(3 * n_sampled * do * di * P * 8,
+               lambda: f"sampling the basis of {in_irrep.name} → {out_irrep.name} "
+                       f"({n_sampled} ring × harmonic elements on {P} points)",
+               "use fewer rings, a lower frequencies_cutoff or a smaller kernel_size")
     r, theta, origin = polar(points)
     ang = evaluate_angular(h, theta, origin)  # (A, o, i, P)
-    mu = np.abs(h.frequency)
     blocks, rings, idx = [], [], []
     for i, (R, sig, cut) in enumerate(zip(settings.rings, settings.sigma,
                                           settings.cutoff_per_ring)):
@@ -67,7 +84,6 @@ def sample_pair_basis(in_irrep: Irrep, out_irrep: Irrep, settings: BasisSettings
         blocks.append(ang[keep] * radial)
         rings.append(np.full(keep.size, i))
         idx.append(keep)
-    do, di, P = out_irrep.dim, in_irrep.dim, len(r)
     if blocks:
         vals = np.concatenate(blocks)
         ring = np.concatenate(rings)

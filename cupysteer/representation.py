@@ -32,6 +32,19 @@ def _readonly(a: np.ndarray) -> np.ndarray:
     return a
 
 
+def _real_matrix(Q) -> np.ndarray:
+    """``change_of_basis`` as float64; complex input is an error, not a silent ``.real``."""
+    a = np.asarray(Q)
+    if a.dtype.kind == "c":
+        raise ValueError(f"change_of_basis must be a real orthogonal matrix, got dtype "
+                         f"{a.dtype}; pass change_of_basis.real if its imaginary part is 0")
+    try:
+        return np.asarray(a, np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"change_of_basis must be a real orthogonal matrix, got "
+                         f"{type(Q).__name__} of dtype {a.dtype}") from None
+
+
 class Representation:
     """ρ(g) = Q (⊕ irreps)(g) Qᵀ on R^size. Immutable, hashable by content, picklable.
 
@@ -59,7 +72,7 @@ class Representation:
             if psi.group != group:
                 raise ValueError(f"irreps: {psi!r} belongs to {psi.group!r}, not to {group!r}")
         size = sum(psi.dim for psi in irreps)
-        Q = np.eye(size) if change_of_basis is None else np.asarray(change_of_basis, np.float64)
+        Q = np.eye(size) if change_of_basis is None else _real_matrix(change_of_basis)
         if Q.shape != (size, size):
             raise ValueError(f"change_of_basis must have shape ({size}, {size}) (the total "
                              f"dimension of the irreps), got {Q.shape}")
@@ -195,7 +208,7 @@ def directsum(reps: Sequence[Representation], change_of_basis=None,
                              f"{group!r} and {r.group!r}")
     Q = block_diag(*[r.change_of_basis for r in reps])
     if change_of_basis is not None:
-        P = np.asarray(change_of_basis, np.float64)
+        P = _real_matrix(change_of_basis)
         if P.shape != Q.shape:
             raise ValueError(f"change_of_basis must have shape {Q.shape}, got {P.shape}")
         err = np.abs(P.T @ P - np.eye(len(P))).max()

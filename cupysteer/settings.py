@@ -110,7 +110,17 @@ def resolve_settings(kernel_size: int, dilation: int = 1, rings=None, sigma=None
     if not np.all(np.isfinite(sig)) or sig.min() <= 0:
         raise ValueError(f"sigma must be positive, got {sig!r}")
     fco = _resolve_cutoff(frequencies_cutoff, k)
-    cut = tuple(float(fco(float(r))) for r in rings)
+    cut = []
+    for r in rings:
+        raw = fco(float(r))
+        a = np.asarray(raw) if not isinstance(raw, (str, bytes)) else np.asarray(math.nan)
+        c = float(a) if a.ndim == 0 and a.dtype.kind in "iuf" else math.nan
+        if not math.isfinite(c):
+            raise ValueError(f"frequencies_cutoff: the cut-off of the ring at radius {r:g} is "
+                             f"{raw!r}; it must be a finite frequency (the callable must "
+                             f"return a finite float for every ring)")
+        cut.append(c)
+    cut = tuple(cut)
     if maximum_offset is not None:
         maximum_offset = _check_int(maximum_offset, "maximum_offset", 0)
     return BasisSettings(tuple(float(r) for r in rings), tuple(float(s) for s in sig), cut,

@@ -10,13 +10,18 @@
 # nothing is installed into the system. If pytest or hypothesis is missing, they are installed
 # from .gpu_wheels/ (or $GPU_WHEELS) into a temporary folder with --no-index.
 #
-# Steps (under 5 minutes in all, each with its own timeout):
+# Steps (1-3 under 5 minutes in all; each step with its own timeout):
 #   1. nvidia-smi, driver/runtime/NVRTC and package versions;
 #   2. pytest -m gpu (tests/test_cupy_gpu.py: fused/padded forward and adjoint against NumPy,
 #      whole network, half outputs, errors);
-#   3. benchmarks/bench_gpu.py, if present (JSON written next to the log).
+#   3. benchmarks/bench_gpu.py, if present (JSON written next to the log);
+#   4. compute-sanitizer memcheck and racecheck over the GPU test subset (tests/test_cupy_gpu.py
+#      with CuPy's memory pool off, so that memcheck sees every buffer's real bounds), when
+#      compute-sanitizer is on PATH (or in $CUDA_HOME/bin, /usr/local/cuda/bin); otherwise a
+#      line says it was skipped. Up to 6 more minutes; SANITIZE=0 skips it.
 # Everything printed goes to $OUT/gpu_check-<time>.txt if OUT is set, else ./gpu_results/.
-# Exit status: 0 only if the GPU tests passed (and ran) and the benchmark finished.
+# Exit status: 0 only if the GPU tests passed (and ran), the benchmark finished and the
+# sanitizer runs (when they ran) reported no error.
 set -uo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -146,7 +151,37 @@ else
     echo "benchmarks/bench_gpu.py not present: skipped"
 fi
 
+section "compute-sanitizer"
+SAN_RC=0
+SANITIZER="$(command -v compute-sanitizer || true)"
+for d in "${CUDA_HOME:-}" "${CUDA_PATH:-}" /usr/local/cuda; do
+    [ -z "$SANITIZER" ] && [ -n "$d" ] && [ -x "$d/bin/compute-sanitizer" ] && SANITIZER="$d/bin/compute-sanitizer"
+done
+if [ "${SANITIZE:-1}" = 0 ]; then
+    echo "compute-sanitizer: skipped (SANITIZE=0)"
+elif [ -z "$SANITIZER" ]; then
+    echo "compute-sanitizer not found on PATH (nor in \$CUDA_HOME/bin, /usr/local/cuda/bin): memcheck and racecheck skipped"
+elif [ "${TEST_RC:-0}" = 99 ]; then
+    echo "compute-sanitizer: skipped (pytest/hypothesis missing, see above)"
+else
+    "$SANITIZER" --version | tail -n 2
+    # pytest in-process with CuPy's pool off: each buffer is its own cudaMalloc, so an
+    # out-of-bounds access is not hidden inside a larger pooled block
+    RUN_GPU_TESTS='import sys, cupy, pytest
+cupy.cuda.set_allocator(None)
+cupy.cuda.set_pinned_memory_allocator(None)
+sys.exit(pytest.main(["-m", "gpu", "-q", "-x", "-rs", "-p", "no:cacheprovider", "tests/test_cupy_gpu.py"]))'
+    for TOOL in memcheck racecheck; do
+        echo "--- $TOOL"
+        timeout 180 "$SANITIZER" --tool "$TOOL" --target-processes all \
+            --error-exitcode 86 --print-limit 20 "$PY" -c "$RUN_GPU_TESTS"
+        RC=$?
+        echo "compute-sanitizer $TOOL exit code: $RC (86: the tool reported errors)"
+        [ "$RC" = 0 ] || SAN_RC=$RC
+    done
+fi
+
 section "done"
 echo "log: $LOG"
-echo "gpu tests rc=$TEST_RC, benchmark rc=$BENCH_RC, total ${SECONDS}s"
-[ "$TEST_RC" = 0 ] && [ "$BENCH_RC" = 0 ]
+echo "gpu tests rc=$TEST_RC, benchmark rc=$BENCH_RC, compute-sanitizer rc=$SAN_RC, total ${SECONDS}s"
+[ "$TEST_RC" = 0 ] && [ "$BENCH_RC" = 0 ] && [ "$SAN_RC" = 0 ]

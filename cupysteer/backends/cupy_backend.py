@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .._memory import check_device
 from ..packed import pack_plans, launch_config
 from ..plan import ExpansionPlan
 from .kernel_source import (COMPILE_OPTIONS, HALF_OPTIONS, adjoint_args, all_name_expressions,
@@ -87,6 +88,12 @@ class CupyExpander:
         dev = cupy.cuda.Device().id
         if dev not in self._device_tables:
             p = self.packed
+            need = self.device_bytes + sum(
+                np.asarray(b["E"]).size * self.dtype.itemsize
+                for blocks in (self._padded_host or ()) for b in blocks)
+            check_device(cupy, need, f"uploading the expansion plan ({self.method})",
+                         "expand fewer layers per CupyExpander" + (
+                             ", or use method='fused'" if self.method == "padded" else ""))
             t = dict(fieldpairs=cupy.asarray(p.fieldpairs), blocks=cupy.asarray(p.blocks),
                      positions=cupy.asarray(p.positions),
                      basis=cupy.asarray(p.basis.astype(self.dtype)),
@@ -136,6 +143,10 @@ class CupyExpander:
         p = self.packed
         w = self._check(weights, "weights", (p.dim,))
         batch = 1 if w.ndim == 1 else w.shape[0]
+        out_item = self.dtype.itemsize if out_dtype is None else 2
+        check_device(cupy, batch * p.filter_size * out_item,
+                     lambda: f"expand: {batch} filter(s) of {p.filter_size} entries",
+                     "expand fewer batch items per call")
         t = self._tables()
         if self.method == "padded":
             if out_dtype is not None:
@@ -182,6 +193,9 @@ class CupyExpander:
         p = self.packed
         g = self._check(grad_filter, "filter_grad", (p.filter_size,))
         batch = 1 if g.ndim == 1 else g.shape[0]
+        check_device(cupy, batch * p.dim * self.dtype.itemsize,
+                     lambda: f"adjoint: {batch} weight gradient(s) of {p.dim} entries",
+                     "pass fewer batch items per call")
         t = self._tables()
         if self.method == "padded":
             out = cupy.zeros((batch, p.dim), self.dtype)

@@ -14,6 +14,7 @@ import threading
 
 import numpy as np
 
+from .._memory import check_host
 from ..plan import ExpansionPlan
 
 __all__ = ["NumpyExpander"]
@@ -161,6 +162,12 @@ class NumpyExpander:
         W = w.reshape(-1, plan.dim)
         b, P = W.shape[0], plan.num_points
         shape = (b, plan.out_size, plan.in_size, P)
+        check_host(b * plan.out_size * plan.in_size * P * self.dtype.itemsize
+                   * (2 if self.left else 1),
+                   lambda: f"expand: a {self.dtype} filter of shape "
+                           f"{w.shape[:-1] + (plan.out_size, plan.in_size) + plan.filter_shape}"
+                           + (" plus a workspace of the same size" if self.left else ""),
+                   "expand fewer batch items per call, or use float32")
         out = np.empty(shape, self.dtype)
         K = self._workspace(shape) if self.left else out
         if not self.full_cover:
@@ -184,6 +191,9 @@ class NumpyExpander:
             raise ValueError(f"filter_grad must have shape {fshape} or (batch, *{fshape}), "
                              f"got {G.shape}")
         batched = G.ndim == len(fshape) + 1
+        check_host(G.size * self.dtype.itemsize * (2 if self.left else 1),
+                   lambda: f"adjoint: the workspace of a {self.dtype} filter_grad of shape "
+                           f"{G.shape}", "pass fewer batch items per call")
         K = np.ascontiguousarray(G.reshape(-1, plan.out_size, plan.in_size, plan.num_points))
         b = K.shape[0]
         if self.left:
