@@ -252,15 +252,15 @@ def _make_ops(jp: _JaxPlan):
     return jax.jit(exp), jax.jit(adj)
 
 
-_OPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
 def _ops(basis):
+    """The jitted (expand, adjoint) of a basis, kept on its _JaxPlan (they reference the
+    plan, so a registry keyed by the plan would keep both alive forever)."""
     jp = _jax_plan(basis)
     with _lock:
-        ops = _OPS.get(jp)
+        ops = getattr(jp, "_ops", None)
         if ops is None:
-            ops = _OPS[jp] = _make_ops(jp)
+            ops = _make_ops(jp)
+            object.__setattr__(jp, "_ops", ops)
     return ops
 
 

@@ -381,7 +381,9 @@ def _fake_cupy():
         ascontiguousarray=lambda a: wrap(np.ascontiguousarray(a)),
         concatenate=lambda xs, axis=0: wrap(np.concatenate(xs, axis)),
         is_available=lambda: True,
-        cuda=types.SimpleNamespace(Device=lambda *a: types.SimpleNamespace(id=0)),
+        cuda=types.SimpleNamespace(
+            Device=lambda *a: types.SimpleNamespace(id=0),
+            get_current_stream=lambda: types.SimpleNamespace(synchronize=lambda: None)),
         RawModule=lambda code, options, name_expressions: H.EmulatedModule(
             code, options, name_expressions))
     return fake

@@ -383,8 +383,9 @@ def _fake_cupy(free=1 << 40, total=1 << 41, module=None):
         empty=alloc(np.nan), zeros=alloc(0),
         ascontiguousarray=lambda a: wrap(np.ascontiguousarray(a)),
         get_default_memory_pool=lambda: types.SimpleNamespace(free_bytes=lambda: 0),
-        cuda=types.SimpleNamespace(Device=lambda *a: types.SimpleNamespace(
-            id=0, mem_info=(free, total))),
+        cuda=types.SimpleNamespace(
+            Device=lambda *a: types.SimpleNamespace(id=0, mem_info=(free, total)),
+            get_current_stream=lambda: types.SimpleNamespace(synchronize=lambda: None)),
         RawModule=module or (lambda **kw: pytest.fail("no kernel may be built here")),
         allocs=allocs)
     return fake

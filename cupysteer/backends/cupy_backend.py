@@ -81,33 +81,40 @@ class CupyExpander:
                                  "(LayerBasis.padded_blocks())")
             self._padded_host = padded_blocks
         self._device_tables: dict = {}
+        self._lock = threading.Lock()
 
     # ---- device state ----------------------------------------------------------------------
     def _tables(self):
+        """The plan's tables on the current device: uploaded once, then synchronised, so
+        launches on any stream may use them."""
         cupy = import_cupy()
         dev = cupy.cuda.Device().id
-        if dev not in self._device_tables:
-            p = self.packed
-            need = self.device_bytes + sum(
-                np.asarray(b["E"]).size * self.dtype.itemsize
-                for blocks in (self._padded_host or ()) for b in blocks)
-            check_device(cupy, need, f"uploading the expansion plan ({self.method})",
-                         "expand fewer layers per CupyExpander" + (
-                             ", or use method='fused'" if self.method == "padded" else ""))
-            t = dict(fieldpairs=cupy.asarray(p.fieldpairs), blocks=cupy.asarray(p.blocks),
-                     positions=cupy.asarray(p.positions),
-                     basis=cupy.asarray(p.basis.astype(self.dtype)),
-                     cob=cupy.asarray(p.cob.astype(self.dtype)))
-            if self._padded_host is not None:
-                t["padded"] = [[dict(E=cupy.asarray(np.asarray(b["E"], self.dtype)
-                                                    .reshape(len(b["E"]), -1)),
-                                     shape=b["E"].shape, lo=b["lo"], n_out=b["n_out"],
-                                     n_in=b["n_in"],
-                                     rows=cupy.asarray(b["out_channels"])[:, None],
-                                     cols=cupy.asarray(b["in_channels"])[None, :])
-                                for b in blocks] for blocks in self._padded_host]
-            self._device_tables[dev] = t
-        return self._device_tables[dev]
+        with self._lock:
+            return self._device_tables.get(dev) or self._upload(cupy, dev)
+
+    def _upload(self, cupy, dev):
+        p = self.packed
+        need = self.device_bytes + sum(
+            np.asarray(b["E"]).size * self.dtype.itemsize
+            for blocks in (self._padded_host or ()) for b in blocks)
+        check_device(cupy, need, f"uploading the expansion plan ({self.method})",
+                     "expand fewer layers per CupyExpander" + (
+                         ", or use method='fused'" if self.method == "padded" else ""))
+        t = dict(fieldpairs=cupy.asarray(p.fieldpairs), blocks=cupy.asarray(p.blocks),
+                 positions=cupy.asarray(p.positions),
+                 basis=cupy.asarray(p.basis.astype(self.dtype)),
+                 cob=cupy.asarray(p.cob.astype(self.dtype)))
+        if self._padded_host is not None:
+            t["padded"] = [[dict(E=cupy.asarray(np.asarray(b["E"], self.dtype)
+                                                .reshape(len(b["E"]), -1)),
+                                 shape=b["E"].shape, lo=b["lo"], n_out=b["n_out"],
+                                 n_in=b["n_in"],
+                                 rows=cupy.asarray(b["out_channels"])[:, None],
+                                 cols=cupy.asarray(b["in_channels"])[None, :])
+                            for b in blocks] for blocks in self._padded_host]
+        cupy.cuda.get_current_stream().synchronize()  # the copies are asynchronous
+        self._device_tables[dev] = t
+        return t
 
     @property
     def device_bytes(self) -> int:
@@ -143,6 +150,8 @@ class CupyExpander:
         p = self.packed
         w = self._check(weights, "weights", (p.dim,))
         batch = 1 if w.ndim == 1 else w.shape[0]
+        if batch == 0:  # nothing to launch (CUDA refuses empty grids)
+            return cupy.empty((0, p.filter_size), self.dtype)
         out_item = self.dtype.itemsize if out_dtype is None else 2
         check_device(cupy, batch * p.filter_size * out_item,
                      lambda: f"expand: {batch} filter(s) of {p.filter_size} entries",
@@ -193,6 +202,8 @@ class CupyExpander:
         p = self.packed
         g = self._check(grad_filter, "filter_grad", (p.filter_size,))
         batch = 1 if g.ndim == 1 else g.shape[0]
+        if batch == 0:
+            return cupy.empty((0, p.dim), self.dtype)
         check_device(cupy, batch * p.dim * self.dtype.itemsize,
                      lambda: f"adjoint: {batch} weight gradient(s) of {p.dim} entries",
                      "pass fewer batch items per call")
