@@ -44,7 +44,6 @@ import os
 for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
     os.environ[_v] = "1"
 
-import inspect  # noqa: E402
 import json  # noqa: E402
 import statistics  # noqa: E402
 import sys  # noqa: E402
@@ -59,40 +58,15 @@ import torch  # noqa: E402
 import e2cnn  # noqa: E402
 from e2cnn import gspaces, nn as enn  # noqa: E402
 from e2cnn.nn.init import generalized_he_init  # noqa: E402
-from e2cnn.nn.modules.r2_conv import basisexpansion_singleblock as _sb  # noqa: E402
 IMPORT_TIME = time.perf_counter() - _t0
 
 torch.set_num_threads(1)
 
 
-def _patch_bool_mask():
-    """Run-time fix for torch >= 2 (reference notes §9): SingleBlockBasisExpansion.__init__
-    indexes with a uint8 mask, which torch 2 rejects when a single element survives ("masked_fill_
-    only supports boolean masks"). Re-create the constructor with that mask (and the values
-    written through it) as bool; sampled values are unchanged. site-packages is not touched."""
-    cls = _sb.SingleBlockBasisExpansion
-    if getattr(cls, "_bool_mask_patched", False):
-        return
-    src = inspect.getsource(cls.__init__)
-    lines = src.splitlines()
-    indent = len(lines[0]) - len(lines[0].lstrip())
-    src = "\n".join(line[indent:] for line in lines)
-    for old, new in (("mask = mask.astype(np.uint8)", "mask = mask.astype(bool)"),
-                     ("full_mask[mask] = norms.to(torch.uint8)",
-                      "full_mask[mask] = norms.to(torch.bool)")):
-        if src.count(old) != 1:
-            raise RuntimeError(f"e2cnn bool-mask patch: {old!r} not found once in "
-                               f"SingleBlockBasisExpansion.__init__ (e2cnn version "
-                               f"{getattr(e2cnn, '__version__', '?')}?)")
-        src = src.replace(old, new)
-    ns: dict = {}
-    exec(compile(src, inspect.getsourcefile(cls), "exec"), vars(_sb), ns)
-    # the constructor calls super(SingleBlockBasisExpansion, self): resolved in _sb's globals
-    cls.__init__ = ns["__init__"]
-    cls._bool_mask_patched = True
+from _e2cnn_patch import patch_bool_mask  # noqa: E402
 
 
-_patch_bool_mask()
+patch_bool_mask()
 
 
 def _clock():

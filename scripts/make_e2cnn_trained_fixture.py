@@ -37,7 +37,6 @@ import os
 for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_v] = "1"
 
-import inspect  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
@@ -50,7 +49,6 @@ warnings.filterwarnings("ignore")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from e2cnn import gspaces, nn as enn  # noqa: E402
-from e2cnn.nn.modules.r2_conv import basisexpansion_singleblock as _sb  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -60,33 +58,11 @@ SEED_INIT, SEED_DATA, SEED_TEST = 7, 8, 9
 STEPS, BATCH, SIZE, LR = 30, 8, 17, 1e-2
 
 
-def _patch_bool_mask():
-    """The run-time fix of benchmarks/_e2cnn_driver.py for torch >= 2: e2cnn 0.2.3's
-    SingleBlockBasisExpansion.__init__ indexes with a uint8 mask, which torch 2 rejects
-    ("masked_fill_ only supports boolean masks"); the constructor is re-created with that mask
-    as bool (sampled values unchanged). site-packages is not touched."""
-    cls = _sb.SingleBlockBasisExpansion
-    if getattr(cls, "_bool_mask_patched", False):
-        return
-    src = inspect.getsource(cls.__init__)
-    lines = src.splitlines()
-    indent = len(lines[0]) - len(lines[0].lstrip())
-    src = "\n".join(line[indent:] for line in lines)
-    for old, new in (("mask = mask.astype(np.uint8)", "mask = mask.astype(bool)"),
-                     ("full_mask[mask] = norms.to(torch.uint8)",
-                      "full_mask[mask] = norms.to(torch.bool)")):
-        if src.count(old) != 1:
-            raise RuntimeError(f"e2cnn bool-mask patch: {old!r} not found once in "
-                               f"SingleBlockBasisExpansion.__init__ (e2cnn "
-                               f"{metadata.version('e2cnn')}?)")
-        src = src.replace(old, new)
-    ns: dict = {}
-    exec(compile(src, inspect.getsourcefile(cls), "exec"), vars(_sb), ns)
-    cls.__init__ = ns["__init__"]
-    cls._bool_mask_patched = True
+sys.path.insert(0, str(REPO / "benchmarks"))
+from _e2cnn_patch import patch_bool_mask  # noqa: E402
 
 
-_patch_bool_mask()
+patch_bool_mask()
 
 # ---- architecture (spellings of tests/test_e2cnn_fixtures.py) -------------------------------
 

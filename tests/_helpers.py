@@ -9,6 +9,7 @@ from hypothesis import reject
 from hypothesis import strategies as st
 
 import cupysteer as cs
+from cupysteer.compat import e2cnn as _e2c
 
 # ---- groups ----------------------------------------------------------------------------
 
@@ -208,3 +209,35 @@ def assert_bf16_close(bits: np.ndarray, ref: np.ndarray) -> None:
     """bfloat16 filters (their uint16 bit patterns) within bfloat16 precision of ``ref``."""
     bf = (bits.astype(np.uint32) << 16).view(np.float32).astype(np.float64)
     assert (np.abs(bf - ref) <= 2.0 ** -8 * np.abs(ref) + 1e-5 * np.abs(ref).max()).all()
+
+
+# ---- e2cnn vocabulary used by the fixture files (cupysteer.compat.e2cnn) ------------------------
+
+def e2cnn_gspace(g):
+    """The compat gspace of a fixture's ``gspace`` entry ({"spec": [...], "axis": ...})."""
+    spec, axis = g["spec"], g["axis"]
+    kind = spec[0]
+    if kind == "rot":
+        return _e2c.Rot2dOnR2(spec[1])
+    if kind == "fliprot":
+        return _e2c.FlipRot2dOnR2(spec[1], axis=axis)
+    if kind == "flip":
+        return _e2c.Flip2dOnR2(axis=spec[1])
+    if kind == "so2":
+        return _e2c.Rot2dOnR2(-1, maximum_frequency=spec[1])
+    if kind == "o2":
+        return _e2c.FlipRot2dOnR2(-1, axis=axis, maximum_frequency=spec[1])
+    assert kind == "trivial"
+    return _e2c.TrivialOnR2()
+
+
+def e2cnn_field(gs, spec):
+    if spec == "trivial":
+        return gs.trivial_repr
+    if spec == "regular":
+        return gs.regular_repr
+    kind, arg = spec.split(":")
+    ids = tuple(None if a == "None" else int(a) for a in arg.split(","))
+    if kind == "irrep":
+        return gs.irrep(*ids)
+    return gs.quotient_repr(ids[0] if len(ids) == 1 else ids)

@@ -8,42 +8,15 @@ import pytest
 
 from cupysteer.compat import e2cnn as e
 
+from _helpers import e2cnn_field as field, e2cnn_gspace as gspace
+
 DATA = Path(__file__).parent / "data" / "e2cnn"
 INDEX = json.loads((DATA / "index.json").read_text())
 CONFIGS = {c["name"]: c for c in INDEX["configs"]}
 
 
-def gspace(cfg):
-    spec, axis = cfg["gspace"]["spec"], cfg["gspace"]["axis"]
-    kind = spec[0]
-    if kind == "rot":
-        return e.Rot2dOnR2(spec[1])
-    if kind == "fliprot":
-        return e.FlipRot2dOnR2(spec[1], axis=axis)
-    if kind == "flip":
-        return e.Flip2dOnR2(axis=spec[1])
-    if kind == "so2":
-        return e.Rot2dOnR2(-1, maximum_frequency=spec[1])
-    if kind == "o2":
-        return e.FlipRot2dOnR2(-1, axis=axis, maximum_frequency=spec[1])
-    assert kind == "trivial"
-    return e.TrivialOnR2()
-
-
-def field(gs, spec):
-    if spec == "trivial":
-        return gs.trivial_repr
-    if spec == "regular":
-        return gs.regular_repr
-    kind, arg = spec.split(":")
-    ids = tuple(None if a == "None" else int(a) for a in arg.split(","))
-    if kind == "irrep":
-        return gs.irrep(*ids)
-    return gs.quotient_repr(ids[0] if len(ids) == 1 else ids)
-
-
 def build(cfg):
-    gs = gspace(cfg)
+    gs = gspace(cfg["gspace"])
     tin = e.FieldType(gs, [field(gs, s) for s in cfg["in_fields"]])
     tout = e.FieldType(gs, [field(gs, s) for s in cfg["out_fields"]])
     kw = {k: v for k, v in cfg["user_kwargs"].items() if k != "dilation"}

@@ -17,28 +17,12 @@ torch = pytest.importorskip("torch")
 from cupysteer.compat import e2cnn as e  # noqa: E402
 from cupysteer.torch import SteerableConv2d  # noqa: E402
 
+from _helpers import e2cnn_field as field, e2cnn_gspace as gspace  # noqa: E402
+
 DATA = Path(__file__).parent / "data" / "e2cnn_trained"
 META = json.loads((DATA / "meta.json").read_text())
 Z = dict(np.load(DATA / "model.npz"))
 PARAMS = sorted(k[len("grad."):] for k in Z if k.startswith("grad."))
-
-
-def gspace(g):
-    kind, n = g["spec"]
-    if kind == "rot":
-        return e.Rot2dOnR2(n)
-    assert kind == "fliprot", g
-    return e.FlipRot2dOnR2(n, axis=g["axis"])
-
-
-def field(gs, spec):
-    if spec == "trivial":
-        return gs.trivial_repr
-    if spec == "regular":
-        return gs.regular_repr
-    kind, arg = spec.split(":")
-    assert kind == "irrep", spec
-    return gs.irrep(*(int(a) for a in arg.split(",")))
 
 
 def ftype(gs, specs):
