@@ -277,20 +277,31 @@ class LayerBasis:
             self._expanders[key] = CupyExpander(self.plan, dtype, method, padded)
         return self._expanders[key]
 
-    def expand(self, weights, method: str = "fused"):
+    def expand(self, weights, method: str = "fused", out=None):
         """Weights (dim,) or (batch, dim) → filter (C_out, C_in, k, k) or (batch, …),
         in the weights' dtype (float32 or float64) and array library: NumPy arrays run the
-        NumPy reference, CuPy arrays the CUDA kernels (``method`` 'fused' or 'padded')."""
+        NumPy reference, CuPy arrays the CUDA kernels (``method`` 'fused' or 'padded').
+        CuPy only: ``out``, a C-contiguous CuPy array of the result's shape and dtype (for
+        example memory of another framework's allocator), receives the filter."""
         if _is_cupy(weights):
             _check_cupy_dtype(weights, "weights")
             ex = self._cupy_expander(weights.dtype, method)
-            flat = ex.expand(weights)
-            return flat.reshape(weights.shape[:-1] + self.shape)
+            shape = weights.shape[:-1] + self.shape
+            flat_out = None
+            if out is not None:
+                if tuple(out.shape) != shape:
+                    raise ValueError(f"out must have shape {shape}, got {tuple(out.shape)}")
+                flat_out = out.reshape(weights.shape[:-1] + (int(np.prod(self.shape)),))
+            flat = ex.expand(weights, out=flat_out)
+            return out if out is not None else flat.reshape(shape)
+        if out is not None:
+            raise ValueError("out is only supported for CuPy arrays")
         w = _as_float_array(weights, "weights")
         return self._expander(w.dtype).expand(w)
 
-    def adjoint(self, filter_grad, method: str = "fused"):
-        """The exact transpose of :meth:`expand`: filter gradient → weight gradient."""
+    def adjoint(self, filter_grad, method: str = "fused", out=None):
+        """The exact transpose of :meth:`expand`: filter gradient → weight gradient
+        (CuPy only: written into ``out`` if given)."""
         if _is_cupy(filter_grad):
             _check_cupy_dtype(filter_grad, "filter_grad")
             ex = self._cupy_expander(filter_grad.dtype, method)
@@ -299,7 +310,9 @@ class LayerBasis:
             if filter_grad.shape[len(lead):] != self.shape:
                 raise ValueError(f"filter_grad must have shape {self.shape} or (batch, "
                                  f"*{self.shape}), got {filter_grad.shape}")
-            return ex.adjoint(filter_grad.reshape(lead + (n,)))
+            return ex.adjoint(filter_grad.reshape(lead + (n,)), out=out)
+        if out is not None:
+            raise ValueError("out is only supported for CuPy arrays")
         G = _as_float_array(filter_grad, "filter_grad")
         return self._expander(G.dtype).adjoint(G)
 

@@ -324,8 +324,13 @@ def _float_dtype_ok(a: np.ndarray, name: str) -> np.ndarray:
     raise ValueError(f"{name} must be a real floating array, got {a.dtype}")
 
 
-def _on_gpu(fn, x, *args):
-    """Run ``fn(cupy_array, *args)`` on the CUDA device of ``x``, zero-copy in and out."""
+def _on_gpu(fn, x, *args, out=None):
+    """Run ``fn(cupy_array, *args)`` on the CUDA device of ``x``, zero-copy in and out.
+
+    With ``out`` (an array of ``x``'s framework, e.g. a torch tensor from torch's caching
+    allocator) the call is ``fn(cupy_array, *args, out=cupy_view_of_out)`` and ``out`` is
+    returned: the result then lives in memory its framework owns (stream-ordered frees,
+    CUDA graphs) rather than in CuPy's pool."""
     src = framework(x)
     try:
         import cupy
@@ -342,6 +347,10 @@ def _on_gpu(fn, x, *args):
         with stream:
             xc = x if src == "cupy" else cupy.from_dlpack(x.detach() if src == "torch" else x)
             try:
+                if out is not None:
+                    oc = out if src == "cupy" else cupy.from_dlpack(out)
+                    fn(xc, *args, out=oc)
+                    return out
                 out = fn(xc, *args)
             except TypeError as e:
                 raise RuntimeError(f"no CUDA backend accepted the CuPy array: {e}") from e

@@ -100,8 +100,12 @@ def _run(method: str, x: Tensor, key: int) -> Tensor:
     xc = x if x.dtype in _COMPUTE else x.float()
     if xc.device.type == "cpu":
         out = torch.from_numpy(getattr(basis, method)(_dl.to_numpy(xc.contiguous())))
-    else:
-        out = _dl._on_gpu(lambda a: getattr(basis, method)(a), xc.contiguous())
+    else:  # the result is allocated by torch (its caching allocator and streams)
+        xc = xc.contiguous()
+        lead = xc.shape[:-1] if method == "expand" else xc.shape[:xc.ndim - len(basis.shape)]
+        tail = tuple(basis.shape) if method == "expand" else (basis.dim,)
+        res = torch.empty(tuple(lead) + tail, dtype=xc.dtype, device=xc.device)
+        out = _dl._on_gpu(lambda a, out: getattr(basis, method)(a, out=out), xc, out=res)
     return out if out.dtype == x.dtype else out.to(x.dtype)
 
 

@@ -415,6 +415,18 @@ def test_cupy_backend_code_runs_the_emulated_kernels(monkeypatch):
         pad = cb.CupyExpander(plans, dtype, method="padded", padded_blocks=blocks)
         assert rel_err(pad.expand(W.view(_HostArray)), out) < 10 * tol
         assert rel_err(pad.adjoint(G.view(_HostArray)), gw) < 10 * tol
+        # caller-provided outputs (another framework's memory) receive the same values
+        given = np.full((2, p.filter_size), np.nan, dtype).view(_HostArray)
+        assert ex.expand(W.view(_HostArray), out=given) is given
+        np.testing.assert_array_equal(given, out)
+        given_w = np.full((2, p.dim), np.nan, dtype).view(_HostArray)
+        assert ex.adjoint(G.view(_HostArray), out=given_w) is given_w
+        np.testing.assert_array_equal(given_w, gw)
+        with pytest.raises(ValueError, match="out must have shape"):
+            ex.expand(W.view(_HostArray), out=given[:1])
+        given_p = np.full((2, p.filter_size), np.nan, dtype).view(_HostArray)
+        pad.expand(W.view(_HostArray), out=given_p)
+        assert rel_err(given_p, out) < 10 * tol
         for got, L in zip(ex.split(out), Ls):
             assert got.shape == (2,) + L.shape
     if HAVE_CUDA_HEADERS:

@@ -141,17 +141,39 @@ class CupyExpander:
         return cupy.ascontiguousarray(x)
 
     # ---- forward / adjoint -------------------------------------------------------------------
-    def expand(self, weights, out_dtype=None):
+    def _check_out(self, out, shape, dtype):
+        """A caller-provided output array (e.g. memory of torch's allocator): exact shape and
+        dtype, C-contiguous, on the current device."""
+        cupy = import_cupy()
+        if not isinstance(out, cupy.ndarray):
+            raise TypeError(f"out: expected a cupy.ndarray, got {type(out).__name__}")
+        if out.shape != shape or out.dtype != dtype:
+            raise ValueError(f"out must have shape {shape} and dtype {np.dtype(dtype)}, got "
+                             f"{out.shape} {out.dtype}")
+        if not out.flags.c_contiguous:
+            raise ValueError("out must be C-contiguous")
+        if out.device.id != cupy.cuda.Device().id:
+            raise ValueError(f"out lives on device {out.device.id}, the current device is "
+                             f"{cupy.cuda.Device().id}")
+        return out
+
+    def expand(self, weights, out_dtype=None, out=None):
         """Weights (dim,) or (b, dim) → flat filters (filter_size,) or (b, filter_size).
 
         ``out_dtype`` 'float16'/'bfloat16' writes half-precision filters with float32
-        accumulation (float32 weights only)."""
+        accumulation (float32 weights only). ``out`` (same shape as the result, the weights'
+        dtype) receives the filters instead of a new CuPy array."""
         cupy = import_cupy()
         p = self.packed
         w = self._check(weights, "weights", (p.dim,))
         batch = 1 if w.ndim == 1 else w.shape[0]
+        given = out
+        if given is not None:
+            if out_dtype is not None:
+                raise ValueError("out and out_dtype cannot be combined")
+            self._check_out(given, w.shape[:-1] + (p.filter_size,), self.dtype)
         if batch == 0:  # nothing to launch (CUDA refuses empty grids)
-            return cupy.empty((0, p.filter_size), self.dtype)
+            return given if given is not None else cupy.empty((0, p.filter_size), self.dtype)
         out_item = self.dtype.itemsize if out_dtype is None else 2
         check_device(cupy, batch * p.filter_size * out_item,
                      lambda: f"expand: {batch} filter(s) of {p.filter_size} entries",
@@ -174,6 +196,9 @@ class CupyExpander:
                     B = B.transpose(0, 1, 3, 2, 4, 5).reshape(batch, b["n_out"] * so,
                                                               b["n_in"] * si, P)
                     F[:, b["rows"], b["cols"]] = B
+            if given is not None:
+                given[...] = out.reshape(given.shape)
+                return given
             return out if w.ndim == 2 else out[0]
         out_name = None
         if out_dtype is not None:
@@ -183,7 +208,9 @@ class CupyExpander:
                                  f"weights, got {out_dtype!r}")
             out_name = _OUT_DTYPES[key]
         cfg = launch_config(p, "forward", batch, self.dtype.itemsize)
-        if out_name is None:
+        if given is not None:
+            out = given.reshape(batch, p.filter_size)
+        elif out_name is None:
             out = cupy.empty((batch, p.filter_size), self.dtype)
         elif out_name == "__half":
             out = cupy.empty((batch, p.filter_size), cupy.float16)
@@ -194,16 +221,22 @@ class CupyExpander:
         kern(cfg.grid, cfg.block, forward_args(w, p.dim, t["basis"], t["cob"], t["fieldpairs"],
                                                t["blocks"], t["positions"], out,
                                                p.filter_size, cfg), shared_mem=cfg.shared_mem)
+        if given is not None:
+            return given
         return out if w.ndim == 2 else out[0]
 
-    def adjoint(self, grad_filter):
-        """Flat filter gradient (filter_size,) or (b, filter_size) → weight gradient."""
+    def adjoint(self, grad_filter, out=None):
+        """Flat filter gradient (filter_size,) or (b, filter_size) → weight gradient
+        (written into ``out`` if given: same shape as the result, the gradient's dtype)."""
         cupy = import_cupy()
         p = self.packed
         g = self._check(grad_filter, "filter_grad", (p.filter_size,))
         batch = 1 if g.ndim == 1 else g.shape[0]
+        given = out
+        if given is not None:
+            self._check_out(given, g.shape[:-1] + (p.dim,), self.dtype)
         if batch == 0:
-            return cupy.empty((0, p.dim), self.dtype)
+            return given if given is not None else cupy.empty((0, p.dim), self.dtype)
         check_device(cupy, batch * p.dim * self.dtype.itemsize,
                      lambda: f"adjoint: {batch} weight gradient(s) of {p.dim} entries",
                      "pass fewer batch items per call")
@@ -223,13 +256,22 @@ class CupyExpander:
                     X = X.transpose(0, 1, 3, 2, 4, 5).reshape(batch * n, so * si * P)
                     out[:, woff + b["lo"]:woff + b["lo"] + n * d] = \
                         (X @ b["E"].T).reshape(batch, n * d)
+            if given is not None:
+                given[...] = out.reshape(given.shape)
+                return given
             return out if g.ndim == 2 else out[0]
         cfg = launch_config(p, "adjoint", batch, self.dtype.itemsize)
-        out = cupy.zeros((batch, p.dim), self.dtype)  # weights of empty field pairs: none
+        if given is not None:
+            out = given.reshape(batch, p.dim)
+            out.fill(0)
+        else:
+            out = cupy.zeros((batch, p.dim), self.dtype)
         kern = _module(False).get_function(name_expression("adjoint", self.dtype))
         kern(cfg.grid, cfg.block, adjoint_args(g, p.filter_size, t["basis"], t["cob"],
                                                t["fieldpairs"], t["blocks"], t["positions"],
                                                out, p.dim, cfg, p), shared_mem=cfg.shared_mem)
+        if given is not None:
+            return given
         return out if g.ndim == 2 else out[0]
 
     def split(self, flat):
