@@ -92,47 +92,38 @@ def pair_harmonics(in_irrep: Irrep, out_irrep: Irrep, maximum_frequency: int | N
     do, di = out_irrep.dim, in_irrep.dim
     rows: list[tuple[int, float, int, int]] = []
 
-    def offsets(k0, nonneg=False):
+    step = max(N, 1)
+
+    def add(k0, gamma, s=-1, nonneg=False):
+        """Rows (μ, γ, s, t) for μ = k₀ + t·N over the admissible t; in the non-negative
+        (1×1) case an element at μ = 0 exists only for γ = 0."""
         if not finite:
-            return [0] if (not nonneg or k0 >= 0) else []
-        return alias_offsets(k0, N, maximum_frequency, maximum_offset, nonneg)
+            ts = [0] if (not nonneg or k0 >= 0) else []
+        else:
+            ts = alias_offsets(k0, N, maximum_frequency, maximum_offset, nonneg)
+        for t in ts:
+            mu = k0 + t * step
+            if not nonneg or mu > 0 or gamma == 0:
+                rows.append((mu, gamma, s, t))
 
     if isinstance(G, FlipGroup):
-        g = ((ji + jo) % 2) * HALF_PI
-        for t in offsets(0, True):
-            if t > 0 or g == 0:
-                rows.append((t, g, -1, t))
+        add(0, ((ji + jo) % 2) * HALF_PI, nonneg=True)
     elif not G.has_reflections:
         for g in (0.0, HALF_PI):
             if do == 2 and di == 2:
                 for s in (0, 1):
-                    k0 = m - n * (-1) ** s
-                    rows += [(k0 + t * max(N, 1), g, s, t) for t in offsets(k0)]
+                    add(m - n * (-1) ** s, g, s)
             elif do == 1 and di == 1:
-                k0 = m - n
-                for t in offsets(k0, True):
-                    mu = k0 + t * max(N, 1)
-                    if mu > 0 or g == 0:
-                        rows.append((mu, g, -1, t))
+                add(m - n, g, nonneg=True)
             else:
-                k0 = n + m
-                rows += [(k0 + t * max(N, 1), g, -1, t) for t in offsets(k0)]
+                add(n + m, g)
+    elif do == 2 and di == 2:
+        for s in (0, 1):
+            add(m - n * (-1) ** s, 0.0, s)
+    elif do == 1 and di == 1:
+        add(m - n, ((ji + jo) % 2) * HALF_PI, nonneg=True)
     else:
-        if do == 2 and di == 2:
-            for s in (0, 1):
-                k0 = m - n * (-1) ** s
-                rows += [(k0 + t * max(N, 1), 0.0, s, t) for t in offsets(k0)]
-        elif do == 1 and di == 1:
-            g = ((ji + jo) % 2) * HALF_PI
-            k0 = m - n
-            for t in offsets(k0, True):
-                mu = k0 + t * max(N, 1)
-                if mu > 0 or g == 0:
-                    rows.append((mu, g, -1, t))
-        else:
-            g = (jo if do == 1 else ji) * HALF_PI
-            k0 = n + m
-            rows += [(k0 + t * max(N, 1), g, -1, t) for t in offsets(k0)]
+        add(n + m, (jo if do == 1 else ji) * HALF_PI)
     arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
     axis = G.reflection_axis if G.has_reflections else 0.0
     return PairHarmonics(in_irrep, out_irrep, arr[:, 0].astype(np.int64), arr[:, 1],
