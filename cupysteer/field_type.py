@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 from scipy.linalg import block_diag
 
-from .groups import PlanarGroup
+from ._base import GroupBase, IrrepBase
 from .irreps import Irrep
 from .representation import Representation, directsum
 
@@ -29,12 +29,13 @@ class FieldType:
 
     __slots__ = ("group", "representations", "_hash", "__dict__")
 
-    def __init__(self, group: PlanarGroup, representations: Sequence[Representation | Irrep]):
-        if not isinstance(group, PlanarGroup):
-            raise ValueError(f"group must be a PlanarGroup, got {group!r}")
+    def __init__(self, group: GroupBase, representations: Sequence[Representation | Irrep]):
+        if not isinstance(group, GroupBase):
+            raise ValueError(f"group must be a cupysteer group (planar or of cupysteer.r3), "
+                             f"got {group!r}")
         reps = []
         for r in representations:
-            r = r.representation if isinstance(r, Irrep) else r
+            r = r.representation if isinstance(r, IrrepBase) else r
             if not isinstance(r, Representation):
                 raise ValueError(f"representations must contain Representation or Irrep objects, "
                                  f"got {r!r}")

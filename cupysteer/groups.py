@@ -24,6 +24,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from ._base import GroupBase
+
 __all__ = [
     "PlanarGroup", "CyclicGroup", "DihedralGroup", "SO2", "O2", "FlipGroup",
     "trivial_group", "Subgroup", "rotation_matrix",
@@ -58,7 +60,7 @@ def _check_axis(axis):
 
 
 @dataclass(frozen=True)
-class PlanarGroup:
+class PlanarGroup(GroupBase):
     """Base class; use :class:`CyclicGroup`, :class:`DihedralGroup`, :class:`SO2`,
     :class:`O2`, :class:`FlipGroup` or :func:`trivial_group`."""
 

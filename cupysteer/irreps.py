@@ -25,6 +25,7 @@ from functools import cached_property
 
 import numpy as np
 
+from ._base import IrrepBase
 from .groups import FlipGroup, PlanarGroup, rotation_matrix
 
 __all__ = ["Irrep"]
@@ -35,7 +36,7 @@ def _irrep_error(group, id, why):
 
 
 @dataclass(frozen=True)
-class Irrep:
+class Irrep(IrrepBase):
     """An irrep of ``group`` with flip frequency ``flip_frequency`` (j) and rotation frequency
     ``frequency`` (k). Build it with ``group.irrep(*id)``."""
 

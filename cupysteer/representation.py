@@ -17,6 +17,7 @@ import numpy as np
 from scipy.linalg import block_diag
 
 from ._subgroups import restrict_irrep
+from ._base import GroupBase, IrrepBase
 from .groups import O2, PlanarGroup
 from .irreps import Irrep
 
@@ -50,7 +51,7 @@ class Representation:
 
     Parameters
     ----------
-    group : PlanarGroup
+    group : PlanarGroup or a group of :mod:`cupysteer.r3`
     irreps : sequence of Irrep
         The irreps of the block-diagonal part, in order.
     change_of_basis : (size, size) array, optional
@@ -67,7 +68,7 @@ class Representation:
         if not irreps:
             raise ValueError("irreps must list at least one irrep")
         for psi in irreps:
-            if not isinstance(psi, Irrep):
+            if not isinstance(psi, IrrepBase):
                 raise ValueError(f"irreps must contain Irrep objects, got {psi!r}")
             if psi.group != group:
                 raise ValueError(f"irreps: {psi!r} belongs to {psi.group!r}, not to {group!r}")
@@ -198,7 +199,7 @@ def directsum(reps: Sequence[Representation], change_of_basis=None,
 
     The result's Q is P · (⊕ Q_i) and its irreps the concatenated lists.
     """
-    reps = [r.representation if isinstance(r, Irrep) else r for r in reps]
+    reps = [r.representation if isinstance(r, IrrepBase) else r for r in reps]
     if not reps:
         raise ValueError("reps must contain at least one representation")
     group = reps[0].group
