@@ -7,7 +7,8 @@ per field its orthogonal Q. The padded (dim, C_out, C_in, P) basis is never stor
 
 Weight order (e2cnn R2Conv's): fields are grouped by representation name; one weight slice
 per (in name, out name) pair with a non-empty basis, sorted as strings; inside a slice
-(out field, in field, element), elements ring-major, then input irrep, output irrep,
+(out field, in field, element), elements ring-major (R³: harmonic-degree-major, shell
+fastest, as escnn), then input irrep, output irrep,
 then the pair's own order.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .field_type import FieldType
 from .pair_basis import PairBasis, sample_pair_basis
 from .plan import ExpansionPlan
 from .settings import BasisSettings, grid_points, resolve_settings
+from .r3.settings import grid_points3, resolve_settings3
 
 __all__ = ["LayerBasis", "EmptyBasisError"]
 
@@ -93,7 +95,8 @@ def _group_fields(ftype: FieldType, side: str) -> dict:
 class LayerBasis:
     """Steerable basis of the filters from ``in_type`` to ``out_type``.
 
-    Parameters follow e2cnn's ``R2Conv`` (same defaults, see :mod:`cupysteer.settings`);
+    Parameters follow e2cnn's ``R2Conv`` (same defaults, see :mod:`cupysteer.settings`), or
+    for groups acting on R³ escnn's ``R3Conv`` (:mod:`cupysteer.r3.settings`);
     ``points`` (n, 2) samples at arbitrary coordinates instead of the k×k grid.
     ``cache``: a :class:`~cupysteer.cache.BasisCache`, ``None`` for the process-wide
     :func:`~cupysteer.cache.default_cache`, or ``False`` to build everything afresh.
@@ -109,20 +112,29 @@ class LayerBasis:
             raise ValueError(f"in_type and out_type must share one group; got "
                              f"{in_type.group!r} and {out_type.group!r}")
         self.in_type, self.out_type = in_type, out_type
+        nd = in_type.group.space_dimension
         if points is None:
-            self.points = grid_points(kernel_size, dilation)
-            self.filter_shape = (int(kernel_size), int(kernel_size))
+            self.points = (grid_points if nd == 2 else grid_points3)(kernel_size, dilation)
+            self.filter_shape = (int(kernel_size),) * nd
         else:
             pts = np.asarray(points, np.float64)
-            if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) == 0 or not np.isfinite(pts).all():
-                raise ValueError(f"points must be a finite (n, 2) array of (x, y) coordinates, "
-                                 f"got shape {pts.shape}")
+            if pts.ndim != 2 or pts.shape[1] != nd or len(pts) == 0 or not np.isfinite(pts).all():
+                xyz = "(x, y)" if nd == 2 else "(x, y, z)"
+                raise ValueError(f"points must be a finite (n, {nd}) array of {xyz} "
+                                 f"coordinates, got shape {pts.shape}")
             self.points = pts
             self.filter_shape = (len(pts),)
         self.points.setflags(write=False)
-        self.settings: BasisSettings = resolve_settings(
-            kernel_size, dilation, rings, sigma, frequencies_cutoff, maximum_offset,
-            None if points is None else self.points)
+        given = None if points is None else self.points
+        if nd == 2:
+            self.settings: BasisSettings = resolve_settings(
+                kernel_size, dilation, rings, sigma, frequencies_cutoff, maximum_offset, given)
+        else:
+            if maximum_offset is not None:
+                raise ValueError("maximum_offset is a planar (2D) setting; leave it None for "
+                                 "groups acting on R³")
+            self.settings = resolve_settings3(kernel_size, dilation, rings, sigma,
+                                              frequencies_cutoff, given)
         self._pairs: dict = {}
         self._expanders: dict = {}
         if cache is None:
@@ -156,14 +168,17 @@ class LayerBasis:
 
     def _rep_pair_order(self, rin, rout):
         """Per (ii, oo) with a non-empty pair basis: positions of its elements in the
-        representation pair's element order (ring, ii, oo, element); and the total count."""
+        representation pair's element order and the total count. Planar: (ring, ii, oo,
+        element) as e2cnn; R³: (harmonic degree, ii, oo, element) as escnn — the pair's own
+        order already has the degree slowest and the shell fastest."""
         keys, rings = [], []
+        planar = self.in_type.group.space_dimension == 2
         for ii, pin in enumerate(rin.irreps):
             for oo, pout in enumerate(rout.irreps):
                 pb = self.pair_basis(pin, pout)
                 if len(pb):
                     keys.append((ii, oo))
-                    rings.append(pb.ring)
+                    rings.append(pb.ring if planar else pb.frequency)
         if not keys:
             return {}, 0
         ring = np.concatenate(rings)

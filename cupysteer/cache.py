@@ -36,8 +36,9 @@ def _points_digest(points: np.ndarray) -> str:
 def pair_key(in_irrep, out_irrep, settings, points) -> str:
     """The content key of one sampled irreps-pair basis (a plain string)."""
     g = in_irrep.group
-    return (f"v{CACHE_VERSION}|{type(g).__name__}|N={g.rotation_order}|"
-            f"axis={g.reflection_axis!r}|{in_irrep.id}|{out_irrep.id}|{settings!r}|"
+    group = (f"{type(g).__name__}|{g!r}" if g.space_dimension == 3 else
+             f"{type(g).__name__}|N={g.rotation_order}|axis={g.reflection_axis!r}")
+    return (f"v{CACHE_VERSION}|{group}|{in_irrep.id}|{out_irrep.id}|{settings!r}|"
             f"{_points_digest(points)}")
 
 

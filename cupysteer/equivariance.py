@@ -4,10 +4,11 @@ A filter K sampled at points p is steerable iff
 :math:`K(g\cdot p) = \rho_\text{out}(g)\, K(p)\, \rho_\text{in}(g)^{T}` for all g.
 On a point set, the check is exact for the elements that map the set onto itself
 (on the square grid: rotations by multiples of 90° and reflections whose axis is a
-multiple of π/4).
+multiple of π/4; on the cubic grid: the symmetries of the cube, 3×3 matrices).
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -15,10 +16,26 @@ import numpy as np
 __all__ = ["grid_candidates", "point_permutation", "point_symmetries", "equivariance_errors"]
 
 
+def _signed_permutations() -> np.ndarray:
+    """The 48 signed 3×3 permutation matrices: the symmetries of the cube (O_h)."""
+    mats = []
+    for p in itertools.permutations(range(3)):
+        for signs in itertools.product((1.0, -1.0), repeat=3):
+            m = np.zeros((3, 3))
+            m[range(3), p] = signs
+            mats.append(m)
+    return np.array(mats)
+
+
 def grid_candidates(group) -> list:
-    """Elements that may map a square grid onto itself: every element of a finite group;
-    for SO(2)/O(2) the rotations by multiples of 90° and the reflections whose axis is a
-    multiple of π/4."""
+    """Elements that may map a square (cubic) grid onto itself: every element of a finite
+    group; for SO(2)/O(2) the rotations by multiples of 90° and the reflections whose axis is a
+    multiple of π/4; for continuous groups acting on R³ the symmetries of the cube they
+    contain (3×3 matrices)."""
+    if group.space_dimension == 3:
+        if group.is_finite:
+            return list(group.elements())
+        return [m for m in _signed_permutations() if group.contains(m)]
     if group.is_finite:
         return group.elements()
     quarter = [0.0, math.pi / 2, math.pi, 3 * math.pi / 2]
@@ -32,7 +49,8 @@ def grid_candidates(group) -> list:
 def point_permutation(group, g, points: np.ndarray, atol: float = 1e-6):
     """``perm`` with ``points[perm[i]] == g · points[i]``, or None if g does not permute them."""
     pts = np.asarray(points, np.float64)
-    moved = pts @ group.action_matrix(g).T
+    A = np.asarray(g, np.float64) if group.space_dimension == 3 else group.action_matrix(g)
+    moved = pts @ A.T
     d = np.abs(moved[:, None, :] - pts[None, :, :]).max(-1)
     perm = d.argmin(1)
     ok = np.all(d[np.arange(len(pts)), perm] < atol) and len(set(perm.tolist())) == len(pts)
@@ -61,5 +79,6 @@ def equivariance_errors(basis, filt: np.ndarray) -> dict:
         ri = basis.in_type.representation(g)
         lhs = np.empty_like(K)
         lhs[:, :, perm] = np.einsum("ab,bcp,dc->adp", ro, K, ri)
-        errors[g] = float(np.abs(lhs - K).max() / scale)
+        key = tuple(np.round(g, 12).ravel().tolist()) if isinstance(g, np.ndarray) else g
+        errors[key] = float(np.abs(lhs - K).max() / scale)
     return errors

@@ -53,7 +53,11 @@ def _readonly(*arrays):
 
 def sample_pair_basis(in_irrep: Irrep, out_irrep: Irrep, settings: BasisSettings,
                       points: np.ndarray) -> PairBasis:
-    """Sample, normalise and filter the basis of one irreps pair on ``points`` (P, 2)."""
+    """Sample, normalise and filter the basis of one irreps pair on ``points`` (P, 2);
+    irreps of groups acting on R³ go to :func:`cupysteer.r3.pair_basis.sample_pair_basis3`."""
+    if in_irrep.group.space_dimension == 3:
+        from .r3.pair_basis import sample_pair_basis3
+        return sample_pair_basis3(in_irrep, out_irrep, settings, points)
     do, di, P = out_irrep.dim, in_irrep.dim, len(points)
     N = in_irrep.group.rotation_order
     F, T = settings.maximum_frequency, settings.maximum_offset

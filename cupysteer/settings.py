@@ -74,19 +74,8 @@ def _check_int(x, name, minimum):
     return int(x)
 
 
-def resolve_settings(kernel_size: int, dilation: int = 1, rings=None, sigma=None,
-                     frequencies_cutoff=None, maximum_offset=None,
-                     points: np.ndarray | None = None) -> BasisSettings:
-    """e2cnn R2Conv's ``compute_basis_params`` with every default, plus validation.
-
-    ``points`` (the sample points) only serves the check that every ring lies within
-    the largest sampled radius.
-    """
-    k = _check_int(kernel_size, "kernel_size", 1)
-    d = _check_int(dilation, "dilation", 1)
-    max_radius = d * (k - 1) / 2 * math.sqrt(2)
-    if points is not None:
-        max_radius = float(np.hypot(points[:, 0], points[:, 1]).max())
+def resolve_rings_sigma(k: int, d: int, rings, sigma, max_radius: float):
+    """Default / validated ring radii and Gaussian widths (shared by 2D and 3D)."""
     if rings is None:
         n = math.ceil(k / 2)
         rings = (np.linspace(0, (k - 1) // 2, n, dtype=np.float32) * d).astype(np.float64)
@@ -109,6 +98,23 @@ def resolve_settings(kernel_size: int, dilation: int = 1, rings=None, sigma=None
                              f"got {len(sig)} values")
     if not np.all(np.isfinite(sig)) or sig.min() <= 0:
         raise ValueError(f"sigma must be positive, got {sig!r}")
+    return rings, sig
+
+
+def resolve_settings(kernel_size: int, dilation: int = 1, rings=None, sigma=None,
+                     frequencies_cutoff=None, maximum_offset=None,
+                     points: np.ndarray | None = None) -> BasisSettings:
+    """e2cnn R2Conv's ``compute_basis_params`` with every default, plus validation.
+
+    ``points`` (the sample points) only serves the check that every ring lies within
+    the largest sampled radius.
+    """
+    k = _check_int(kernel_size, "kernel_size", 1)
+    d = _check_int(dilation, "dilation", 1)
+    max_radius = d * (k - 1) / 2 * math.sqrt(2)
+    if points is not None:
+        max_radius = float(np.hypot(points[:, 0], points[:, 1]).max())
+    rings, sig = resolve_rings_sigma(k, d, rings, sigma, max_radius)
     fco = _resolve_cutoff(frequencies_cutoff, k)
     cut = []
     for r in rings:

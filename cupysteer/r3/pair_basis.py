@@ -1,0 +1,164 @@
+r"""Sampled, normalised kernel basis of one irreps pair on R³: shells × harmonic tensors.
+
+Element (l, t, i) — harmonic degree l, coefficient tensor t, shell i — at point x is
+
+.. math::  E(x) = \exp\!\Big(-\frac{(|x| - R_i)^2}{2\sigma_i^2}\Big)
+                  \sum_{M=-l}^{l} c_t[:, :, M]\, Y^l_M(x/|x|) \,/\, n,
+           \qquad n^2 = \frac{1}{d_\text{out}} \sum_x \lVert\cdot\rVert_F^2,
+
+kept when l ≤ F(R_i) (the band-limit), ordered (l, t, i): degree ascending, shell fastest.
+The coefficient tensors c_t (d_out, d_in, 2l+1) span every solution of the constraint
+
+.. math::  \sum_M c[:, :, M]\, H^l(g)[M, M'] = \psi_\text{out}(g)\, c[:, :, M']\,
+           \psi_\text{in}(g)^T \quad \forall g,
+
+H^l the action on degree-l harmonics (Wigner D times the O(3) parity (det g)^l):
+
+* SO(3), O(3): one tensor per admissible l, the real Clebsch–Gordan tensor of
+  (l_out, l_in, l) (O(3): only l ≡ j_out + j_in mod 2) — escnn's elements exactly;
+* every other group: a DETERMINISTIC orthonormal basis of the solution space (the null space
+  of the constraint stacked over ``group.constraint_elements()``, turned into its unique
+  orthogonal projector, then Gram–Schmidt of the projector's columns in index order). It
+  spans what escnn spans (Hom_G(ψ_l, ψ_out ⊗ ψ_in)); escnn's own elements there come from an
+  unseeded optimisation, so only spans are comparable.
+
+Normalisation and dropping follow escnn (n² < 1e-15 → 1; elements with normalised squared
+norm ≤ 1e-2 are numerically zero on the points and dropped).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numpy as np
+
+from .._memory import check_host
+from ..pair_basis import PairBasis, _readonly
+from ..settings import BasisSettings
+
+__all__ = ["harmonic_coefficients", "sample_pair_basis3"]
+
+_NULL_TOL = 1e-7
+
+
+def _canonical_basis(P: np.ndarray, rank: int) -> np.ndarray:
+    """Orthonormal basis (rank, n) of the range of the orthogonal projector P: Gram–Schmidt
+    of P's columns in index order (unique given P; no random start)."""
+    basis = []
+    for col in P.T:
+        v = col.copy()
+        for b in basis:
+            v -= (b @ v) * b
+        for b in basis:  # re-orthogonalise once (classical GS twice is stable)
+            v -= (b @ v) * b
+        nrm = np.linalg.norm(v)
+        if nrm > 1e-6:
+            basis.append(v / nrm)
+            if len(basis) == rank:
+                break
+    if len(basis) != rank:
+        raise RuntimeError(f"could not extract a rank-{rank} basis from the projector")
+    return np.array(basis).reshape(rank, -1)
+
+
+def _solve_constraints(in_irrep, out_irrep, l: int) -> np.ndarray:
+    from .so3 import harmonic_matrix
+    G = in_irrep.group
+    gs = np.asarray(G.constraint_elements(), np.float64)
+    psi_o, psi_i = out_irrep.evaluate(gs), in_irrep.evaluate(gs)
+    H = harmonic_matrix(l, gs)
+    do, di, m = out_irrep.dim, in_irrep.dim, 2 * l + 1
+    n = do * di * m
+    eye_ab, eye_m = np.eye(do * di), np.eye(m)
+    A = np.concatenate([np.kron(eye_ab, h.T) - np.kron(np.kron(po, pi), eye_m)
+                        for po, pi, h in zip(psi_o, psi_i, H)])
+    _, sv, vt = np.linalg.svd(A, full_matrices=True)
+    sv = np.concatenate([sv, np.zeros(n - len(sv))])
+    rank = int((sv < _NULL_TOL * max(1.0, sv[0])).sum())
+    if rank == 0:
+        return np.zeros((0, do, di, m))
+    N = vt[n - rank:]
+    P = N.T @ N
+    return _canonical_basis(P, rank).reshape(rank, do, di, m)
+
+
+@lru_cache(maxsize=4096)
+def _coefficients(in_irrep, out_irrep, l: int) -> np.ndarray:
+    G = in_irrep.group
+    kind = getattr(G, "kind", None)
+    if kind in ("SO3", "O3"):
+        from .so3 import clebsch_gordan
+        (*ji, li), (*jo, lo) = in_irrep.id, out_irrep.id
+        ok = abs(li - lo) <= l <= li + lo
+        if kind == "O3":
+            ok = ok and (ji[0] + jo[0]) % 2 == l % 2
+        c = (clebsch_gordan(lo, li, l)[None] if ok
+             else np.zeros((0, out_irrep.dim, in_irrep.dim, 2 * l + 1)))
+    else:
+        c = _solve_constraints(in_irrep, out_irrep, l)
+    c = np.ascontiguousarray(c, np.float64)
+    c.setflags(write=False)
+    return c
+
+
+def harmonic_coefficients(in_irrep, out_irrep, l: int) -> np.ndarray:
+    """The coefficient tensors (m, d_out, d_in, 2l+1) of degree ``l`` (see the module
+    docstring); read-only, memoised per (in_irrep, out_irrep, l)."""
+    if in_irrep.group != out_irrep.group:
+        raise ValueError(f"in_irrep and out_irrep must belong to one group, got "
+                         f"{in_irrep.group!r} and {out_irrep.group!r}")
+    if int(l) < 0:
+        raise ValueError(f"l must be a harmonic degree >= 0, got {l!r}")
+    return _coefficients(in_irrep, out_irrep, int(l))
+
+
+def sample_pair_basis3(in_irrep, out_irrep, settings: BasisSettings,
+                       points: np.ndarray) -> PairBasis:
+    """Sample, normalise and filter the basis of one irreps pair on ``points`` (P, 3).
+
+    Returned as a :class:`~cupysteer.pair_basis.PairBasis` whose ``frequency`` is the harmonic
+    degree l, ``s`` the coefficient-tensor index t, ``ring`` the shell; ``gamma`` and
+    ``offset`` are 0 (planar notions)."""
+    from .so3 import spherical_harmonics_all
+    do, di, P = out_irrep.dim, in_irrep.dim, len(points)
+    L = settings.maximum_frequency
+    coeffs = [harmonic_coefficients(in_irrep, out_irrep, l) for l in range(L + 1)]
+    n_total = sum(len(c) * sum(l <= cut for cut in settings.cutoff_per_ring)
+                  for l, c in enumerate(coeffs))
+    check_host(3 * n_total * do * di * P * 8,
+               lambda: f"sampling the basis of {in_irrep.name} → {out_irrep.name} "
+                       f"({n_total} shell × harmonic elements on {P} points)",
+               "use fewer rings, a lower frequencies_cutoff or a smaller kernel_size")
+    r = np.linalg.norm(points, axis=1)
+    Y = spherical_harmonics_all(L, points)
+    radial = [np.exp(-((r - R) ** 2) / (2.0 * s ** 2)) for R, s in
+              zip(settings.rings, settings.sigma)]
+    vals, ring, degree, index = [], [], [], []
+    for l, c in enumerate(coeffs):
+        if len(c) == 0:
+            continue
+        shells = [i for i, cut in enumerate(settings.cutoff_per_ring) if l <= cut]
+        if not shells:
+            continue
+        ang = np.einsum("tabm,pm->tabp", c, Y[l])  # (m, do, di, P)
+        v = ang[:, None] * np.stack([radial[i] for i in shells])[None, :, None, None, :]
+        vals.append(v.reshape(-1, do, di, P))
+        ring.append(np.tile(shells, len(c)))
+        index.append(np.repeat(np.arange(len(c)), len(shells)))
+        degree.append(np.full(len(c) * len(shells), l))
+    if vals:
+        vals = np.concatenate(vals)
+        ring, degree, index = (np.concatenate(x).astype(np.int64) for x in (ring, degree, index))
+    else:
+        vals = np.zeros((0, do, di, P))
+        ring = degree = index = np.zeros(0, np.int64)
+    norm2 = np.einsum("noip,noip->n", vals, vals) / do
+    norm2[norm2 < 1e-15] = 0.0
+    scale = np.sqrt(norm2)
+    scale[(scale < 1e-6) | ~np.isfinite(scale)] = 1.0
+    vals = vals / scale[:, None, None, None]
+    kept = np.einsum("noip,noip->n", vals, vals) / do > 1e-2
+    zeros = np.zeros(int(kept.sum()), np.int64)
+    out = PairBasis(in_irrep, out_irrep, np.ascontiguousarray(vals[kept]), ring[kept],
+                    degree[kept], zeros, index[kept], zeros.copy(), scale[kept])
+    _readonly(out.values, out.ring, out.frequency, out.gamma, out.s, out.offset, out.scale)
+    return out

@@ -1,0 +1,95 @@
+r"""Spherical shells, widths, band-limits and k×k×k grids with escnn R3Conv's defaults.
+
+* rings: ⌈k/2⌉ radii ``linspace(0, (k−1)//2, ⌈k/2⌉)`` × dilation (as in 2D); user rings must
+  lie in [0, d(k−1)√3/2];
+* sigma: 0.6 per ring, 0.4 on the last, 0.005 on a ring at radius 0; a float is broadcast;
+* band-limit F(R), the largest harmonic degree l kept on the shell of radius R:
+
+  - ``None`` / ``'default'``: :math:`F(R) = \min(2R,\ k/\!/2 - R + 2)` (k//2 undilated);
+  - ``'default2'`` / ``'default3'``: the planar "fco2" / "fco3" policies;
+  - a float c > 0: F(R) = c·R; a callable R ↦ F(R) is used as is.
+
+* harmonic degree L = int(max_R F(R)).
+* grid: point ``a·k² + b·k + c`` is (x, y, z) = ((c − h)d, (h − b)d, (h − a)d), h = (k−1)/2:
+  the filter axes [a, b, c] are (−z, −y, x).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..settings import BasisSettings, _check_int, _fco_policy, resolve_rings_sigma
+
+__all__ = ["grid_points3", "resolve_settings3"]
+
+ORIGIN_RADIUS = 1e-9
+
+
+def grid_points3(kernel_size: int, dilation: int = 1) -> np.ndarray:
+    """The (k³, 3) array of sample points (x, y, z) of a k×k×k filter in escnn's order."""
+    k = _check_int(kernel_size, "kernel_size", 1)
+    d = _check_int(dilation, "dilation", 1)
+    h = (k - 1) / 2
+    a, rest = np.divmod(np.arange(k ** 3), k * k)
+    b, c = np.divmod(rest, k)
+    return np.stack([(c - h) * d, (h - b) * d, (h - a) * d], axis=1).astype(np.float64)
+
+
+def _default_cutoff(k: int):
+    M = k // 2
+    return lambda R: min(2.0 * R, M - R + 2.0)
+
+
+def _resolve_cutoff3(frequencies_cutoff, k: int):
+    fc = frequencies_cutoff
+    if fc is None or (isinstance(fc, str) and fc == "default"):
+        return _default_cutoff(k)
+    if isinstance(fc, str):
+        if fc in ("default2", "default3"):
+            return _fco_policy(int(fc[-1]), k // 2)
+        raise ValueError(f"frequencies_cutoff: unknown policy {fc!r}; use None/'default', "
+                         f"'default2', 'default3', a float c > 0 (F(R) = c·R) or a callable")
+    if callable(fc):
+        return fc
+    if isinstance(fc, bool) or not isinstance(fc, (int, float, np.integer, np.floating)):
+        raise ValueError(f"frequencies_cutoff must be None, a policy name, a float or a "
+                         f"callable R -> maximum degree, got {fc!r}")
+    c = float(fc)
+    if not math.isfinite(c) or c <= 0:
+        raise ValueError(f"frequencies_cutoff must be a positive float (F(R) = c·R), got "
+                         f"{fc!r}")
+    return lambda R: c * R
+
+
+def resolve_settings3(kernel_size: int, dilation: int = 1, rings=None, sigma=None,
+                      frequencies_cutoff=None, points: np.ndarray | None = None
+                      ) -> BasisSettings:
+    """escnn R3Conv's ``compute_basis_params`` with every default, plus validation.
+
+    ``cutoff_per_ring`` holds F(R) per shell and ``maximum_frequency`` the harmonic degree L.
+    """
+    k = _check_int(kernel_size, "kernel_size", 1)
+    d = _check_int(dilation, "dilation", 1)
+    if points is None:
+        max_radius = d * (k - 1) / 2 * math.sqrt(3)
+    else:
+        max_radius = float(np.linalg.norm(points, axis=1).max())
+    rings, sig = resolve_rings_sigma(k, d, rings, sigma, max_radius)
+    cut_fn = _resolve_cutoff3(frequencies_cutoff, k)
+    cut = []
+    for R in rings:
+        raw = cut_fn(float(R))
+        a = np.asarray(raw) if not isinstance(raw, (str, bytes)) else np.asarray(math.nan)
+        c = float(a) if a.ndim == 0 and a.dtype.kind in "iuf" else math.nan
+        if not math.isfinite(c):
+            raise ValueError(f"frequencies_cutoff: the band-limit of the shell at radius {R:g} "
+                             f"is {raw!r}; it must be a finite degree (the callable must return "
+                             f"a finite float for every ring)")
+        cut.append(c)
+    L = int(max(cut))
+    if L > 64:
+        raise ValueError(f"frequencies_cutoff: harmonic degree {L} is far beyond what a "
+                         f"{k}×{k}×{k} grid resolves; lower frequencies_cutoff")
+    return BasisSettings(tuple(float(r) for r in rings), tuple(float(x) for x in sig),
+                         tuple(cut), max(L, 0), None)
