@@ -16,7 +16,8 @@ array                  shape             meaning
 =====================  ================  ===================================================
 ``basis``              (Σ n_τ d_o d_i P,) irreps-pair bases, pair τ at ``pair_offset[τ]``
                                           laid out (n_τ, d_out, d_in, P)
-``pair_shape``         (T, 2)            (d_out, d_in) of pair τ (each 1 or 2)
+``pair_shape``         (T, 2)            (d_out, d_in) of pair τ, each ≥ 1 (1 or 2 for
+                                          planar groups, up to 2l + 1 in 3D)
 ``pair_count``         (T,)              n_τ, elements of pair τ
 ``pair_offset``        (T,)              start of pair τ in ``basis``
 ``block_pair``         (B,)              pair τ of irreps block β
@@ -41,7 +42,14 @@ array                  shape             meaning
 
 Blocks are ordered by field pair (P, Q), so each field pair's blocks are contiguous.
 Every weight is used by exactly one (block, element): ``weight_index`` is a permutation of
-``range(dim)``. Output filter shape: (out_size, in_size, P), reshaped to ``filter_shape``.
+``range(dim)``. Output filter shape: (out_size, in_size, P), reshaped to ``filter_shape``:
+any tuple of positive integers whose product is P — (k, k) on the plane, (k, k, k) in 3D,
+(P,) for an arbitrary point set.
+
+Nothing in the contract bounds the irreps dimensions, the field sizes or P: the NumPy
+backend takes any plan, and the CUDA kernels tile the change of basis and the points
+(:func:`cupysteer.packed.launch_config` raises a ValueError, before any launch, for the
+rare layouts whose smallest tile still exceeds the shared memory of one CUDA block).
 """
 from __future__ import annotations
 
@@ -93,6 +101,13 @@ class ExpansionPlan:
     bias_row: np.ndarray
 
     def __post_init__(self):
+        fs = self.filter_shape  # any sequence of integers → a tuple of Python ints
+        if isinstance(fs, (int, np.integer)) and not isinstance(fs, bool):
+            fs = (fs,)
+        if isinstance(fs, (list, tuple, np.ndarray)):
+            fs = tuple(int(k) if isinstance(k, (int, np.integer)) and not isinstance(k, bool)
+                       else k for k in np.asarray(fs, dtype=object).ravel())
+        object.__setattr__(self, "filter_shape", fs)
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, np.ndarray) or f.name in _INT_ARRAYS:
@@ -136,8 +151,9 @@ class ExpansionPlan:
             if not cond:
                 raise ValueError(f"inconsistent ExpansionPlan: {what}")
         T, B = len(self.pair_count), len(self.block_pair)
-        need(self.pair_shape.shape == (T, 2) and np.isin(self.pair_shape, (1, 2)).all(),
-             "pair_shape must be (T, 2) with entries 1 or 2")
+        need(self.pair_shape.shape == (T, 2) and (T == 0 or self.pair_shape.min() >= 1),
+             "pair_shape must be (T, 2) with entries >= 1")
+        need((self.pair_count >= 0).all(), "pair_count must be >= 0")
         ends = self.pair_offset + self.pair_count * self.pair_shape.prod(1) * self.num_points
         need(T == 0 or (self.pair_offset.min() >= 0 and ends.max() <= len(self.basis)),
              "pair ranges exceed basis")
@@ -171,5 +187,10 @@ class ExpansionPlan:
                  f"{side}_field_size disagrees with rep_size")
         need((self.rep_offset + self.rep_size ** 2 <= len(self.change_of_basis)).all(),
              "rep_offset exceeds change_of_basis")
-        need(int(np.prod(self.filter_shape)) == self.num_points,
-             "filter_shape does not match num_points")
+        fs = self.filter_shape
+        need(isinstance(fs, tuple) and len(fs) >= 1
+             and all(isinstance(k, (int, np.integer)) and not isinstance(k, bool) and k >= 1
+                     for k in fs), f"filter_shape must be a non-empty tuple of positive "
+                                   f"integers, got {fs!r}")
+        need(int(np.prod(fs, dtype=np.int64)) == self.num_points,
+             f"filter_shape {fs} does not match num_points {self.num_points}")
