@@ -10,7 +10,9 @@ Needs ``pip install "cupysteer[torch]"`` (torch ≥ 2.4 for ``torch.library.cust
   :func:`adjoint` take the basis directly. CPU tensors run the NumPy backend, zero-copy in
   and out; CUDA tensors go through :mod:`cupysteer.dlpack` to the CuPy backend.
 * :class:`SteerableConv2d` / :class:`SteerableConvTranspose2d`: e2cnn ``R2Conv``-style layers on
-  plain ``[N, C, H, W]`` tensors, taking native or :mod:`cupysteer.compat.e2cnn` field types.
+  plain ``[N, C, H, W]`` tensors, taking native or :mod:`cupysteer.compat.e2cnn` field types;
+  :class:`SteerableConv3d`: escnn ``R3Conv``-style on ``[N, C, D1, D2, D3]`` for the groups of
+  :mod:`cupysteer.r3` (native or :mod:`cupysteer.compat.escnn` field types).
 
 >>> import torch, cupysteer as cs
 >>> from cupysteer.torch import SteerableConv2d
@@ -43,7 +45,8 @@ from . import dlpack as _dl
 from .basis import LayerBasis
 from .field_type import FieldType
 
-__all__ = ["register_basis", "expand", "adjoint", "SteerableConv2d", "SteerableConvTranspose2d"]
+__all__ = ["register_basis", "expand", "adjoint", "SteerableConv2d", "SteerableConv3d",
+           "SteerableConvTranspose2d"]
 
 # ---- basis registry ----------------------------------------------------------------------
 # Operators take plain ints, so bases are registered under a key derived from their content
@@ -185,12 +188,12 @@ class _CachedExpand(torch.autograd.Function):
 
 # ---- layers --------------------------------------------------------------------------------
 
-def _pair(x, name):
+def _tuple(x, n: int, name: str):
     if isinstance(x, str):
         return x
-    t = tuple(int(v) for v in (x if isinstance(x, (tuple, list)) else (x, x)))
-    if len(t) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints, got {x!r}")
+    t = tuple(int(v) for v in (x if isinstance(x, (tuple, list)) else (x,) * n))
+    if len(t) != n:
+        raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {x!r}")
     return t
 
 
@@ -200,6 +203,7 @@ _E2CNN_DERIVED = ("filter", "expanded_bias", "bias_expansion", "_basisexpansion.
 
 class _SteerableConvNd(nn.Module):
     _transposed = False
+    _ndim = 2  # spatial dimensions: 2 (groups of the plane) or 3 (groups acting on R³)
 
     def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, stride,
                  padding, dilation, bias: bool, padding_mode: str, initialize: bool,
@@ -214,12 +218,20 @@ class _SteerableConvNd(nn.Module):
                              f"'circular', got {padding_mode!r}")
         if int(kernel_size) != kernel_size or kernel_size < 1:
             raise ValueError(f"kernel_size must be a positive int, got {kernel_size!r}")
+        n = self._ndim
+        if in_type.group.space_dimension != n:
+            hint = ("SteerableConv3d" if in_type.group.space_dimension == 3 else
+                    "SteerableConv2d")
+            raise ValueError(f"in_type: {in_type.group.name} acts on R^"
+                             f"{in_type.group.space_dimension}, but {type(self).__name__} "
+                             f"convolves {n}-dimensional inputs; use {hint}")
         self.in_type, self.out_type = in_type, out_type
         self.kernel_size = int(kernel_size)
-        self.stride, self.dilation = _pair(stride, "stride"), _pair(dilation, "dilation")
-        if self.dilation[0] != self.dilation[1]:
+        self.stride = _tuple(stride, n, "stride")
+        self.dilation = _tuple(dilation, n, "dilation")
+        if len(set(self.dilation)) != 1:
             raise ValueError(f"steerable filters need one dilation, got {dilation!r}")
-        self.padding = _pair(padding, "padding")
+        self.padding = _tuple(padding, n, "padding")
         if isinstance(self.padding, str) and padding_mode != "zeros":
             raise ValueError("padding as a string needs padding_mode='zeros'")
         self.padding_mode = padding_mode
@@ -319,15 +331,18 @@ class _SteerableConvNd(nn.Module):
         self._key = register_basis(self.basis)
 
     def _check_input(self, x):
-        if not torch.compiler.is_compiling() and x.shape[-3] != self.in_type.size:
-            raise ValueError(f"input has {x.shape[-3]} channels, in_type {self.in_type} has "
-                             f"{self.in_type.size}")
+        c = -(self._ndim + 1)
+        if not torch.compiler.is_compiling() and (x.dim() < self._ndim + 1 or
+                                                  x.shape[c] != self.in_type.size):
+            raise ValueError(f"input of shape {tuple(x.shape)} must be [N, C, *spatial] with "
+                             f"{self._ndim} spatial axes and C = {self.in_type.size} channels "
+                             f"(in_type {self.in_type})")
 
     def _padded(self, x):
         if self.padding_mode == "zeros":
             return x, self.padding
-        ph, pw = self.padding
-        return F.pad(x, (pw, pw, ph, ph), mode=self.padding_mode), 0
+        pads = [p for p in reversed(self.padding) for _ in range(2)]
+        return F.pad(x, pads, mode=self.padding_mode), 0
 
     def extra_repr(self):
         s = (f"{self.in_type} -> {self.out_type}, kernel_size={self.kernel_size}, "
@@ -377,6 +392,41 @@ class SteerableConv2d(_SteerableConvNd):
         return conv.train(self.training)
 
 
+class SteerableConv3d(_SteerableConvNd):
+    """G-steerable convolution for groups acting on R³ (:mod:`cupysteer.r3`) on plain
+    ``[N, C_in, D1, D2, D3]`` tensors, escnn ``R3Conv``-style: the spatial axes are
+    (−z, −y, x) (``filter[co, ci, a, b, c]`` is the value at x = c − h, y = h − b,
+    z = h − a), a cross-correlation with ``torch.nn.functional.conv3d`` semantics; weights
+    ordered like escnn's when built from :mod:`cupysteer.compat.escnn` field types. Otherwise
+    as :class:`SteerableConv2d` (eval-mode filter cache, ``expand_parameters``, ``export``)."""
+
+    _ndim = 3
+
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, stride=1,
+                 padding=0, dilation=1, bias: bool = True, padding_mode: str = "zeros",
+                 initialize: bool = True, **basis_settings):
+        super().__init__(in_type, out_type, kernel_size, stride, padding, dilation, bias,
+                         padding_mode, initialize, basis_settings)
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        filt, bias = self.expand_parameters()
+        x, padding = self._padded(x)
+        return F.conv3d(x, filt, bias, self.stride, padding, self.dilation)
+
+    @torch.no_grad()
+    def export(self) -> nn.Conv3d:
+        """A plain ``torch.nn.Conv3d`` with the expanded filter and bias (same outputs)."""
+        filt, bias = self._fresh(), self._expanded_bias()
+        conv = nn.Conv3d(self.in_type.size, self.out_type.size, self.kernel_size, self.stride,
+                         self.padding, self.dilation, bias=bias is not None,
+                         padding_mode=self.padding_mode, device=filt.device, dtype=filt.dtype)
+        conv.weight.copy_(filt)
+        if bias is not None:
+            conv.bias.copy_(bias)
+        return conv.train(self.training)
+
+
 class SteerableConvTranspose2d(_SteerableConvNd):
     """Transposed G-steerable convolution ``in_type → out_type`` (e2cnn
     ``R2ConvTransposed``): the filter of the same basis, transposed to (C_in, C_out, k, k)
@@ -392,7 +442,7 @@ class SteerableConvTranspose2d(_SteerableConvNd):
                          padding_mode, initialize, basis_settings)
         if isinstance(self.padding, str):
             raise ValueError("SteerableConvTranspose2d needs numeric padding")
-        self.output_padding = _pair(output_padding, "output_padding")
+        self.output_padding = _tuple(output_padding, 2, "output_padding")
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
