@@ -15,7 +15,8 @@ Needs ``pip install "cupysteer[jax]"``.
 
 Which path runs where:
 
-* :func:`expand`, :func:`adjoint`, :func:`expand_bias`, :func:`conv2d`: pure ``jax.numpy``
+* :func:`expand`, :func:`adjoint`, :func:`expand_bias`, :func:`conv2d`, :func:`conv3d`: pure
+  ``jax.numpy``
   (gathers, einsums and the per-representation change of basis, derived from the layer's
   :class:`~cupysteer.ExpansionPlan`), so they work under ``jit``, ``grad`` and ``vmap`` on
   every JAX backend (CPU, GPU, TPU). ``expand``'s reverse-mode derivative is the explicit
@@ -43,7 +44,8 @@ import numpy as np
 from . import dlpack as _dl
 from .basis import LayerBasis
 
-__all__ = ["expand", "adjoint", "expand_bias", "conv2d", "init_weights", "expand_eager"]
+__all__ = ["expand", "adjoint", "expand_bias", "conv2d", "conv3d", "init_weights",
+           "expand_eager"]
 
 
 # ---- the plan in gather/einsum form -----------------------------------------------------------
@@ -267,7 +269,8 @@ def _ops(basis):
 # ---- public API ----------------------------------------------------------------------------------
 
 def expand(basis: LayerBasis, weights, *, custom_vjp: bool = True):
-    """Weights (..., dim) → filter (..., C_out, C_in, k, k) in the weights' dtype; pure
+    """Weights (..., dim) → filter (..., C_out, C_in, k, k) (k, k, k for groups acting on R³)
+    in the weights' dtype; pure
     ``jax.numpy`` (jit/grad/vmap). The reverse-mode derivative is :func:`adjoint`."""
     w = _float(weights, "weights")
     if not custom_vjp:
@@ -293,19 +296,51 @@ def expand_bias(basis: LayerBasis, bias):
     return b @ jnp.asarray(M.T, b.dtype)
 
 
-def _pair(v, name):
-    t = tuple(int(a) for a in (v if isinstance(v, (tuple, list)) else (v, v)))
-    if len(t) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+def _tuple(v, n, name):
+    t = tuple(int(a) for a in (v if isinstance(v, (tuple, list)) else (v,) * n))
+    if len(t) != n:
+        raise ValueError(f"{name} must be an int or a {n}-tuple of ints, got {v!r}")
     return t
 
 
-def _grid_dilation(basis) -> int:
-    if len(basis.filter_shape) != 2:
-        raise ValueError("conv2d needs a basis sampled on the k×k grid (no explicit points)")
+def _pair(v, name):
+    return _tuple(v, 2, name)
+
+
+def _grid_dilation(basis, n=2) -> int:
+    if len(basis.filter_shape) != n:
+        grid = "×".join("k" * n)
+        fn = "conv2d" if n == 2 else "conv3d"
+        if len(basis.filter_shape) in (2, 3):
+            other = "conv3d" if n == 2 else "conv2d"
+            raise ValueError(f"{fn} needs a basis sampled on the {grid} grid; this basis has "
+                             f"a {'×'.join(map(str, basis.filter_shape))} filter: use {other}")
+        raise ValueError(f"{fn} needs a basis sampled on the {grid} grid (no explicit points)")
     if basis.filter_shape[0] == 1:
         return 1
     return int(round(float(basis.points[1, 0] - basis.points[0, 0])))
+
+
+def _conv(x, basis, weights, bias, stride, padding, dilation, precision, n):
+    d = _grid_dilation(basis, n)
+    if (dilation is not None and _tuple(dilation, n, "dilation") != (d,) * n
+            and basis.filter_shape[0] > 1):
+        raise ValueError(f"dilation {dilation!r} differs from the basis grid's dilation {d}; "
+                         f"build the LayerBasis with dilation={dilation!r}")
+    x = jnp.asarray(x)
+    if x.ndim != n + 2 or x.shape[1] != basis.in_type.size:
+        raise ValueError(f"x must have shape (N, {basis.in_type.size}, "
+                         f"{', '.join('DHW'[3 - n:])}), got {x.shape}")
+    filt = expand(basis, weights)
+    pad = _tuple(padding, n, "padding")
+    spatial = "DHW"[3 - n:]
+    y = jax.lax.conv_general_dilated(
+        x, filt.astype(x.dtype), window_strides=_tuple(stride, n, "stride"),
+        padding=tuple((p, p) for p in pad), rhs_dilation=(d,) * n,
+        dimension_numbers=("NC" + spatial, "OI" + spatial, "NC" + spatial), precision=precision)
+    if bias is not None:
+        y = y + expand_bias(basis, bias).astype(y.dtype).reshape((-1,) + (1,) * n)
+    return y
 
 
 def conv2d(x, basis: LayerBasis, weights, bias=None, stride=1, padding=0, dilation=None, *,
@@ -314,19 +349,16 @@ def conv2d(x, basis: LayerBasis, weights, bias=None, stride=1, padding=0, dilati
     (``jax.lax.conv_general_dilated``, cross-correlation like ``torch.nn.functional.conv2d``),
     plus ``expand_bias(bias)`` when given. ``dilation`` defaults to the basis grid's own
     (``LayerBasis(..., dilation=d)``); another value is an error."""
-    d = _grid_dilation(basis)
-    if dilation is not None and _pair(dilation, "dilation") != (d, d) and basis.filter_shape[0] > 1:
-        raise ValueError(f"dilation {dilation!r} differs from the basis grid's dilation {d}; "
-                         f"build the LayerBasis with dilation={dilation!r}")
-    filt = expand(basis, weights)
-    ph, pw = _pair(padding, "padding")
-    y = jax.lax.conv_general_dilated(
-        x, filt.astype(x.dtype), window_strides=_pair(stride, "stride"),
-        padding=((ph, ph), (pw, pw)), rhs_dilation=(d, d),
-        dimension_numbers=("NCHW", "OIHW", "NCHW"), precision=precision)
-    if bias is not None:
-        y = y + expand_bias(basis, bias).astype(y.dtype)[:, None, None]
-    return y
+    return _conv(x, basis, weights, bias, stride, padding, dilation, precision, 2)
+
+
+def conv3d(x, basis: LayerBasis, weights, bias=None, stride=1, padding=0, dilation=None, *,
+           precision=None):
+    """Steerable convolution for a group acting on R³: ``x`` [N, C_in, D1, D2, D3] with the
+    spatial axes (−z, −y, x) as escnn's ``R3Conv`` (and :class:`cupysteer.torch.SteerableConv3d`),
+    a cross-correlation like ``torch.nn.functional.conv3d``, plus ``expand_bias(bias)`` when
+    given. ``stride``/``padding``: an int or a 3-tuple; ``dilation`` as in :func:`conv2d`."""
+    return _conv(x, basis, weights, bias, stride, padding, dilation, precision, 3)
 
 
 def init_weights(basis: LayerBasis, key, dtype=jnp.float32):
