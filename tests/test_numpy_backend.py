@@ -269,3 +269,96 @@ def test_non_contiguous_inputs(small):
     G0 = G.copy()
     small.adjoint(G)
     np.testing.assert_array_equal(G, G0)
+
+
+# ---- 3D-sized plans: irreps of any dimension, large dense Q, any filter_shape ------------------
+# random plans straight from the plan contract (tests/_plan_strategies.py) against the
+# plain-loop dense reference
+
+from _plan_strategies import build_plan, dense_adjoint, dense_filter, plan_specs  # noqa: E402
+
+
+def _check_against_dense(plan, method, seed=0, batch=2, float32=True):
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((batch, plan.dim))
+    ref = dense_filter(plan, W)
+    G = rng.standard_normal(ref.shape)
+    gref = dense_adjoint(plan, G)
+    ex = NumpyExpander(plan, np.float64, method=method)
+    K = ex.expand(W)
+    assert K.shape == (batch, plan.out_size, plan.in_size) + plan.filter_shape
+    assert rel(K, ref) <= 1e-12
+    assert rel(ex.expand(W[-1]), ref[-1]) <= 1e-12
+    assert rel(ex.adjoint(G), gref) <= 1e-12
+    assert rel(ex.adjoint(G[0]), gref[0]) <= 1e-12
+    if not float32:
+        return ex
+    ex32 = NumpyExpander(plan, np.float32, method=method)
+    assert rel(ex32.expand(W.astype(np.float32)), ref) < 1e-5
+    assert rel(ex32.adjoint(G.astype(np.float32)), gref) < 1e-5
+    return ex
+
+
+@settings(max_examples=20, deadline=None)
+@given(spec=plan_specs(max_dim=9, big_dims=(13,), max_field=60, max_points=343))
+def test_big_block_plans_match_dense_reference(spec):
+    """Irreps up to 9 (sometimes 13) channels, fields up to 60 with dense random orthogonal Q,
+    P up to 343, filter_shape (k, k, k), (k, k) or (P,): both schedules, float64 ≤ 1e-12."""
+    plan = build_plan(**spec)
+    if plan.dim == 0:
+        return
+    for method in ("rows", "blocks"):
+        ex = _check_against_dense(plan, method, seed=spec["seed"] % 1000,
+                                  float32=method == "blocks")
+        assert ex.method == method
+    assert NumpyExpander(plan).method in ("rows", "blocks")
+
+
+@pytest.mark.parametrize("method", ["auto", "rows", "blocks"])
+def test_icosahedral_sized_field(method):
+    """A 120-channel field (irreps 1, 3, 3, 4, 5 with multiplicities = dimensions, like the
+    regular representation of I; dense Q) to itself and to a 13-dimensional irrep, 27 points;
+    the automatic schedule avoids the Q_in-contracted row bases there."""
+    dims = [1, 3, 3, 4, 5, 13]
+    regular = [t for t, d in enumerate(dims[:5]) for _ in range(d)]
+    assert sum(dims[t] for t in regular) == 60
+    reps = [regular + regular, [5]]
+    counts = {(a, b): 1 + (a + b) % 3 for a in range(6) for b in range(6)}
+    plan = build_plan(dims, reps, [False, True], [0, 1], [0], counts, (3, 3, 3), seed=5)
+    assert plan.out_size == 133 and plan.in_size == 120 and plan.pair_shape.max() == 13
+    ex = _check_against_dense(plan, method, batch=1)
+    if method == "auto":
+        assert ex.method == "blocks"
+
+
+def test_2d_layers_keep_the_row_schedule():
+    G = cs.CyclicGroup(8)
+    L = cs.LayerBasis(cs.FieldType(G, [G.regular_representation] * 16),
+                      cs.FieldType(G, [G.regular_representation] * 16), 5)
+    assert NumpyExpander(L.plan).method == "rows"
+    with pytest.raises(ValueError, match="method"):
+        NumpyExpander(L.plan, method="dense")
+
+
+def test_plan_shapes_beyond_the_plane():
+    """pair_shape entries ≥ 1 of any size, filter_shape any tuple (its product is P); a zero
+    dimension or a mismatching filter_shape is refused."""
+    import dataclasses
+    spec = dict(irrep_dims=[1, 13, 7], reps=[[0, 1], [2, 2]], identity=[False, False],
+                out_fields=[0, 1], in_fields=[1], counts={(a, b): 2 for a in range(3)
+                                                          for b in range(3)},
+                filter_shape=(2, 3, 4), seed=1)
+    plan = build_plan(**spec)
+    assert plan.filter_shape == (2, 3, 4) and plan.num_points == 24
+    assert set(map(tuple, plan.pair_shape)) >= {(13, 7), (7, 7), (1, 7)}
+    fields = {f.name: getattr(plan, f.name) for f in dataclasses.fields(plan)}
+    assert cs.ExpansionPlan(**dict(fields, filter_shape=[24])).filter_shape == (24,)
+    assert cs.ExpansionPlan(**dict(fields, filter_shape=(np.int64(4), 6))).filter_shape == (4, 6)
+    with pytest.raises(ValueError, match="pair_shape"):
+        cs.ExpansionPlan(**dict(fields, pair_shape=np.where(plan.pair_shape == 7, 0,
+                                                            plan.pair_shape)))
+    with pytest.raises(ValueError, match="filter_shape"):
+        cs.ExpansionPlan(**dict(fields, filter_shape=(5, 5)))
+    with pytest.raises(ValueError, match="filter_shape"):
+        cs.ExpansionPlan(**dict(fields, filter_shape=(24, 0)))
+    _check_against_dense(plan, "auto")

@@ -7,6 +7,13 @@ filter; then Q_out is applied by one batched matmul per output group (``matmul(o
 The adjoint runs the same steps transposed in reverse order. Python loops run over rows
 and field groups only, never over field pairs or basis elements. Scratch space is kept per
 thread, so repeated calls do not page-fault.
+
+The row bases contracted with Q_in hold Σ n·d_out·s_in·P numbers: small for planar groups
+(fields of at most a few dozen channels shared by many field pairs), prohibitive for 3D
+fields with a dense Q of ~100 channels (icosahedral regular: 120). Such plans use the
+``"blocks"`` schedule instead: one GEMM per irreps pair τ over all its blocks (weights ×
+the raw pair basis, scattered into K̃), then Q_in and Q_out as two batched matmuls per field
+group. Nothing in either schedule assumes a bound on the irreps dimensions.
 """
 from __future__ import annotations
 
@@ -55,6 +62,13 @@ def _out_view(K, off, n, stride, s):
         K[:, off:], (K.shape[0], n, s, K.shape[2] * K.shape[3]), (sb, stride * so, so, sp))
 
 
+def _in_view(K, off, n, stride, s):
+    """Input-side group as (b, C_out, n, s, P) of a C-contiguous K: Q @ view acts on s."""
+    sb, so, si, sp = K.strides
+    return np.lib.stride_tricks.as_strided(
+        K[:, :, off:], (K.shape[0], K.shape[1], n, s, K.shape[3]), (sb, so, stride * si, si, sp))
+
+
 def _row_view(K, row, n_o, st_o, d_o, col, n_i, st_i, s_i):
     """(b, n_o, d_o, n_i, s_i, P) view of K: ``d_o`` rows at ``row`` of every output field of
     a group × all ``s_i`` columns of every input field of a group."""
@@ -75,10 +89,17 @@ class NumpyExpander:
     change of basis Q_out is applied after, one batched matmul per output group.
     """
 
-    def __init__(self, plan: ExpansionPlan, dtype=np.float64):
+    #: the "auto" schedule keeps the row bases while they hold at most this many numbers or
+    #: ROWS_FACTOR × the filter's size, whichever is larger
+    ROWS_LIMIT = 1 << 22
+    ROWS_FACTOR = 4
+
+    def __init__(self, plan: ExpansionPlan, dtype=np.float64, method: str = "auto"):
         dtype = np.dtype(dtype)
         if dtype.type not in _DTYPES:
             raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        if method not in ("auto", "rows", "blocks"):
+            raise ValueError(f"method must be 'auto', 'rows' or 'blocks', got {method!r}")
         self.plan, self.dtype = plan, dtype
         P = plan.num_points
         self.out_groups = _progressions(plan.out_field_offset, plan.out_field_size,
@@ -97,11 +118,27 @@ class NumpyExpander:
         uniq, start = np.unique(key[order], return_index=True)
         bounds = np.append(start, len(order))
         entries = {}  # (g_o, g_i, row) -> list of (col, tau, blocks)
+        row_numbers = 0  # size of the row bases
         for k, flat in enumerate(uniq):
             g_o, g_i, row, col, tau = (int(v) for v in np.unravel_index(flat, dims))
             entries.setdefault((g_o, g_i, row), []).append((col, tau,
                                                             order[bounds[k]:bounds[k + 1]]))
+            row_numbers += (int(plan.pair_count[tau]) * int(plan.pair_shape[tau][0])
+                            * self.in_groups[g_i][4] * P)
+        if method == "auto":
+            method = "rows" if row_numbers <= max(
+                self.ROWS_LIMIT, self.ROWS_FACTOR * plan.out_size * plan.in_size * P) \
+                else "blocks"
+        self.method = method
+        self.left = [(off, n, st, s, plan.rep_matrix(r).astype(dtype))
+                     for _, off, n, st, s, r in self.out_groups if not plan.rep_identity[r]]
+        self.identity_out = [(off, n, st, s) for _, off, n, st, s, r in self.out_groups
+                             if plan.rep_identity[r]]
+        self._scratch = threading.local()
         self.rows = []
+        if method == "blocks":
+            self._init_blocks()
+            return
         rows_covered = {}
         for (g_o, g_i, row), cols in entries.items():
             _, off_o, n_o, st_o, s_o, r_o = self.out_groups[g_o]
@@ -122,11 +159,25 @@ class NumpyExpander:
         self.full_cover = all(rows_covered.get((a, b), 0) == self.out_groups[a][4]
                               for a in range(len(self.out_groups))
                               for b in range(len(self.in_groups)))
-        self.left = [(off, n, st, s, plan.rep_matrix(r).astype(dtype))
-                     for _, off, n, st, s, r in self.out_groups if not plan.rep_identity[r]]
-        self.identity_out = [(off, n, st, s) for _, off, n, st, s, r in self.out_groups
-                             if plan.rep_identity[r]]
-        self._scratch = threading.local()
+
+    def _init_blocks(self):
+        """The "blocks" schedule: per irreps pair τ, the (rows, cols) index arrays of all its
+        blocks, their weights, and the raw pair basis; Q_in per input group."""
+        plan, dtype = self.plan, self.dtype
+        self.taus = []
+        for tau in np.unique(plan.block_pair):
+            blocks = np.flatnonzero(plan.block_pair == tau)
+            n = int(plan.pair_count[tau])
+            do, di = (int(v) for v in plan.pair_shape[tau])
+            widx = plan.weight_index[plan.block_weight[blocks][:, None] + np.arange(n)]
+            R = plan.block_row[blocks][:, None, None] + np.arange(do)[None, :, None]
+            C = plan.block_col[blocks][:, None, None] + np.arange(di)[None, None, :]
+            Bt = plan.pair_values(int(tau)).reshape(n, -1).astype(dtype)
+            self.taus.append((widx, R, C, Bt, (do, di)))
+        self.right = [(off, n, st, s, plan.rep_matrix(r).astype(dtype))
+                      for _, off, n, st, s, r in self.in_groups if not plan.rep_identity[r]]
+        self.identity_in = [(off, n, st, s) for _, off, n, st, s, r in self.in_groups
+                            if plan.rep_identity[r]]
 
     # ---- helpers -------------------------------------------------------------------------
     def _check_weights(self, w):
@@ -138,13 +189,21 @@ class NumpyExpander:
                              f"{self.plan.dim}), got {w.shape}")
         return w
 
-    def _workspace(self, shape):
+    def _workspace(self, shape, slot: str = "buf"):
         """A per-thread scratch array (reused across calls: no page faults)."""
-        buf = getattr(self._scratch, "buf", None)
+        buf = getattr(self._scratch, slot, None)
         if buf is None or buf.shape != shape:
             buf = np.empty(shape, self.dtype)
-            self._scratch.buf = buf
+            setattr(self._scratch, slot, buf)
         return buf
+
+    def _apply_right(self, src, dst, transpose: bool):
+        """dst ← src (⊕ Q_in)ᵀ over the input channels (or src (⊕ Q_in) if ``transpose``)."""
+        for off, n, st, s, Q in self.right:
+            np.matmul(Q.T if transpose else Q, _in_view(src, off, n, st, s),
+                      out=_in_view(dst, off, n, st, s))
+        for off, n, st, s in self.identity_in:
+            _in_view(dst, off, n, st, s)[...] = _in_view(src, off, n, st, s)
 
     def _apply_left(self, src, dst, transpose: bool):
         """dst ← (⊕ Q_out) src (or its transpose) over the output channels."""
@@ -163,12 +222,16 @@ class NumpyExpander:
         b, P = W.shape[0], plan.num_points
         shape = (b, plan.out_size, plan.in_size, P)
         check_host(b * plan.out_size * plan.in_size * P * self.dtype.itemsize
-                   * (2 if self.left else 1),
+                   * (2 if self.left or self.method == "blocks" else 1),
                    lambda: f"expand: a {self.dtype} filter of shape "
                            f"{w.shape[:-1] + (plan.out_size, plan.in_size) + plan.filter_shape}"
-                           + (" plus a workspace of the same size" if self.left else ""),
+                           + (" plus a workspace of the same size"
+                              if self.left or self.method == "blocks" else ""),
                    "expand fewer batch items per call, or use float32")
         out = np.empty(shape, self.dtype)
+        if self.method == "blocks":
+            self._expand_blocks(W, out)
+            return out.reshape(w.shape[:-1] + (plan.out_size, plan.in_size) + plan.filter_shape)
         K = self._workspace(shape) if self.left else out
         if not self.full_cover:
             K[...] = 0
@@ -191,11 +254,15 @@ class NumpyExpander:
             raise ValueError(f"filter_grad must have shape {fshape} or (batch, *{fshape}), "
                              f"got {G.shape}")
         batched = G.ndim == len(fshape) + 1
-        check_host(G.size * self.dtype.itemsize * (2 if self.left else 1),
+        check_host(G.size * self.dtype.itemsize * (3 if self.method == "blocks" else
+                                                   2 if self.left else 1),
                    lambda: f"adjoint: the workspace of a {self.dtype} filter_grad of shape "
                            f"{G.shape}", "pass fewer batch items per call")
         K = np.ascontiguousarray(G.reshape(-1, plan.out_size, plan.in_size, plan.num_points))
         b = K.shape[0]
+        if self.method == "blocks":
+            out = self._adjoint_blocks(K)
+            return out if batched else out[0]
         if self.left:
             T = self._workspace(K.shape)
             self._apply_left(K, T, transpose=True)
@@ -206,6 +273,45 @@ class NumpyExpander:
             vals = vals.transpose(0, 1, 3, 2, 4, 5).reshape(b, n_o * n_i, -1)
             out[:, widx] = vals @ Bf.T
         return out if batched else out[0]
+
+    # ---- the "blocks" schedule -------------------------------------------------------------
+    def _expand_blocks(self, W, out):
+        """K̃ ← weights × pair bases (one GEMM per τ), then K = Q_out K̃ Q_inᵀ; ``out`` holds K̃
+        first (the products go through one workspace)."""
+        b = W.shape[0]
+        out[...] = 0
+        for widx, R, C, Bt, (do, di) in self.taus:
+            vals = np.matmul(W[:, widx], Bt)  # (b, blocks, do·di·P)
+            out[:, R, C] = vals.reshape(b, len(widx), do, di, -1)
+        if self.right:
+            ws = self._workspace(out.shape)
+            self._apply_right(out, ws, transpose=False)
+            if self.left:
+                self._apply_left(ws, out, transpose=False)
+            else:
+                out[...] = ws
+        elif self.left:
+            ws = self._workspace(out.shape)
+            self._apply_left(out, ws, transpose=False)
+            out[...] = ws
+
+    def _adjoint_blocks(self, G):
+        """G̃ = Q_outᵀ G Q_in, then per τ the blocks of G̃ × pair basisᵀ."""
+        b = G.shape[0]
+        X = G
+        if self.left:
+            Y = self._workspace(G.shape)
+            self._apply_left(X, Y, transpose=True)
+            X = Y
+        if self.right:
+            Y = self._workspace(G.shape, "buf2")
+            self._apply_right(X, Y, transpose=True)
+            X = Y
+        out = np.empty((b, self.plan.dim), self.dtype)
+        for widx, R, C, Bt, _ in self.taus:
+            vals = X[:, R, C].reshape(b, len(widx), -1)
+            out[:, widx] = np.matmul(vals, Bt.T)
+        return out
 
     def expand_bias(self, bias) -> np.ndarray:
         """Bias per trivial output irrep (T,) or (b, T) → per output channel (C_out,)."""
