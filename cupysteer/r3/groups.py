@@ -758,6 +758,11 @@ class _Product(Group3):
     def order(self):
         return -1 if self.factor.order < 0 else 2 * self.factor.order
 
+    def split_inversion(self, mats):
+        """(c, h): inversion bits c (int64, 1 where det = −1) and h = (−1)^c M ∈ H."""
+        c, h = self._split(np.asarray(mats, dtype=np.float64).reshape(-1, 3, 3))
+        return (c < 0).astype(np.int64), h
+
     def _split(self, mats):
         d = _det(mats)
         return d, mats * d[:, None, None]
@@ -864,7 +869,8 @@ class FullCylindrical(_Product):
     kind = "fullcyl"
 
     def __post_init__(self):
-        object.__setattr__(self, "N", _check_n(self.N, 2, ""))
+        object.__setattr__(self, "N", _check_n(self.N, 2, "; escnn's N = 1 case is a C2 × C2 "
+                                               "about other axes, not supported"))
         object.__setattr__(self, "axis", _pg._check_axis(self.axis))
         object.__setattr__(self, "maximum_frequency", _mf(self.maximum_frequency))
 
