@@ -42,22 +42,20 @@ _NULL_TOL = 1e-7
 
 def _canonical_basis(P: np.ndarray, rank: int) -> np.ndarray:
     """Orthonormal basis (rank, n) of the range of the orthogonal projector P: Gram–Schmidt
-    of P's columns in index order (unique given P; no random start)."""
-    basis = []
+    of P's columns in index order, skipping dependent ones (unique given P; no random
+    start)."""
+    B = np.zeros((rank, P.shape[0]))
+    m = 0
     for col in P.T:
-        v = col.copy()
-        for b in basis:
-            v -= (b @ v) * b
-        for b in basis:  # re-orthogonalise once (classical GS twice is stable)
-            v -= (b @ v) * b
+        v = col - B[:m].T @ (B[:m] @ col)
+        v -= B[:m].T @ (B[:m] @ v)  # re-orthogonalise once (classical GS twice is stable)
         nrm = np.linalg.norm(v)
         if nrm > 1e-6:
-            basis.append(v / nrm)
-            if len(basis) == rank:
-                break
-    if len(basis) != rank:
-        raise RuntimeError(f"could not extract a rank-{rank} basis from the projector")
-    return np.array(basis).reshape(rank, -1)
+            B[m] = v / nrm
+            m += 1
+            if m == rank:
+                return B
+    raise RuntimeError(f"could not extract a rank-{rank} basis from the projector")
 
 
 def _solve_constraints(in_irrep, out_irrep, l: int) -> np.ndarray:
