@@ -58,16 +58,40 @@ def _canonical_basis(P: np.ndarray, rank: int) -> np.ndarray:
     raise RuntimeError(f"could not extract a rank-{rank} basis from the projector")
 
 
-def _solve_constraints(in_irrep, out_irrep, l: int) -> np.ndarray:
+def _frozen(a) -> np.ndarray:
+    a = np.array(a, np.float64)
+    a.setflags(write=False)
+    return a
+
+
+@lru_cache(maxsize=256)
+def _constraint_irrep(irrep) -> np.ndarray:
+    return _frozen(irrep.evaluate(_constraint_elements(irrep.group)))
+
+
+@lru_cache(maxsize=64)
+def _constraint_elements(group) -> np.ndarray:
+    return _frozen(group.constraint_elements())
+
+
+@lru_cache(maxsize=256)
+def _constraint_harmonics(group, l: int) -> np.ndarray:
     from .so3 import harmonic_matrix
+    return _frozen(harmonic_matrix(l, _constraint_elements(group)))
+
+
+def _kron(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a[:, None, :, None] * b[None, :, None, :]).reshape(a.shape[0] * b.shape[0], -1)
+
+
+def _solve_constraints(in_irrep, out_irrep, l: int) -> np.ndarray:
     G = in_irrep.group
-    gs = np.asarray(G.constraint_elements(), np.float64)
-    psi_o, psi_i = out_irrep.evaluate(gs), in_irrep.evaluate(gs)
-    H = harmonic_matrix(l, gs)
+    psi_o, psi_i = _constraint_irrep(out_irrep), _constraint_irrep(in_irrep)
+    H = _constraint_harmonics(G, l)
     do, di, m = out_irrep.dim, in_irrep.dim, 2 * l + 1
     n = do * di * m
     eye_ab, eye_m = np.eye(do * di), np.eye(m)
-    A = np.concatenate([np.kron(eye_ab, h.T) - np.kron(np.kron(po, pi), eye_m)
+    A = np.concatenate([_kron(eye_ab, h.T) - _kron(_kron(po, pi), eye_m)
                         for po, pi, h in zip(psi_o, psi_i, H)])
     _, sv, vt = np.linalg.svd(A, full_matrices=True)
     sv = np.concatenate([sv, np.zeros(n - len(sv))])
@@ -109,6 +133,26 @@ def harmonic_coefficients(in_irrep, out_irrep, l: int) -> np.ndarray:
     return _coefficients(in_irrep, out_irrep, int(l))
 
 
+@lru_cache(maxsize=8)
+def _sampled_harmonics_cached(settings: BasisSettings, shape, data: bytes):
+    from .so3 import spherical_harmonics_all
+    points = np.frombuffer(data).reshape(shape)
+    Y = [np.ascontiguousarray(y) for y in spherical_harmonics_all(settings.maximum_frequency,
+                                                                 points)]
+    r = np.linalg.norm(points, axis=1)
+    radial = np.array([np.exp(-((r - R) ** 2) / (2.0 * s ** 2))
+                       for R, s in zip(settings.rings, settings.sigma)]).reshape(-1, len(r))
+    for a in Y + [radial]:
+        a.setflags(write=False)
+    return Y, radial
+
+
+def _sampled_harmonics(settings: BasisSettings, points: np.ndarray):
+    """Y^l on the points for l ≤ L and the shells' Gaussian profiles (S, P); memoised for
+    the last few point sets (a layer's pairs share them)."""
+    return _sampled_harmonics_cached(settings, points.shape, points.tobytes())
+
+
 def sample_pair_basis3(in_irrep, out_irrep, settings: BasisSettings,
                        points: np.ndarray) -> PairBasis:
     """Sample, normalise and filter the basis of one irreps pair on ``points`` (P, 3).
@@ -116,7 +160,6 @@ def sample_pair_basis3(in_irrep, out_irrep, settings: BasisSettings,
     Returned as a :class:`~cupysteer.pair_basis.PairBasis` whose ``frequency`` is the harmonic
     degree l, ``s`` the coefficient-tensor index t, ``ring`` the shell; ``gamma`` and
     ``offset`` are 0 (planar notions)."""
-    from .so3 import spherical_harmonics_all
     do, di, P = out_irrep.dim, in_irrep.dim, len(points)
     L = settings.maximum_frequency
     coeffs = [harmonic_coefficients(in_irrep, out_irrep, l) for l in range(L + 1)]
@@ -126,37 +169,32 @@ def sample_pair_basis3(in_irrep, out_irrep, settings: BasisSettings,
                lambda: f"sampling the basis of {in_irrep.name} → {out_irrep.name} "
                        f"({n_total} shell × harmonic elements on {P} points)",
                "use fewer rings, a lower frequencies_cutoff or a smaller kernel_size")
-    r = np.linalg.norm(points, axis=1)
-    Y = spherical_harmonics_all(L, points)
-    radial = [np.exp(-((r - R) ** 2) / (2.0 * s ** 2)) for R, s in
-              zip(settings.rings, settings.sigma)]
-    vals, ring, degree, index = [], [], [], []
+    Y, radial = _sampled_harmonics(settings, np.ascontiguousarray(points, np.float64))
+    # norms first (from Σ_ab ang² and radial², without forming the elements), then one pass
+    # writing only the kept elements, already normalised
+    parts = []  # (l, angular (m, do, di, P), shells, scale (m, s), kept (m, s))
     for l, c in enumerate(coeffs):
-        if len(c) == 0:
-            continue
         shells = [i for i, cut in enumerate(settings.cutoff_per_ring) if l <= cut]
-        if not shells:
+        if len(c) == 0 or not shells:
             continue
-        ang = np.einsum("tabm,pm->tabp", c, Y[l])  # (m, do, di, P)
-        v = ang[:, None] * np.stack([radial[i] for i in shells])[None, :, None, None, :]
-        vals.append(v.reshape(-1, do, di, P))
-        ring.append(np.tile(shells, len(c)))
-        index.append(np.repeat(np.arange(len(c)), len(shells)))
-        degree.append(np.full(len(c) * len(shells), l))
-    if vals:
-        vals = np.concatenate(vals)
-        ring, degree, index = (np.concatenate(x).astype(np.int64) for x in (ring, degree, index))
-    else:
-        vals = np.zeros((0, do, di, P))
-        ring = degree = index = np.zeros(0, np.int64)
-    norm2 = np.einsum("noip,noip->n", vals, vals) / do
-    norm2[norm2 < 1e-15] = 0.0
-    scale = np.sqrt(norm2)
-    scale[(scale < 1e-6) | ~np.isfinite(scale)] = 1.0
-    vals = vals / scale[:, None, None, None]
-    kept = np.einsum("noip,noip->n", vals, vals) / do > 1e-2
-    zeros = np.zeros(int(kept.sum()), np.int64)
-    out = PairBasis(in_irrep, out_irrep, np.ascontiguousarray(vals[kept]), ring[kept],
-                    degree[kept], zeros, index[kept], zeros.copy(), scale[kept])
+        ang = np.einsum("tabm,pm->tabp", c, Y[l])
+        norm2 = np.einsum("tabp,sp->ts", ang * ang, radial[shells] ** 2) / do
+        norm2[norm2 < 1e-15] = 0.0
+        scale = np.sqrt(norm2)
+        scale[(scale < 1e-6) | ~np.isfinite(scale)] = 1.0
+        parts.append((l, ang, np.asarray(shells), scale, norm2 / scale ** 2 > 1e-2))
+    n = sum(int(k.sum()) for *_, k in parts)
+    vals = np.empty((n, do, di, P))
+    ring, degree, index, scales = (np.empty(n, np.int64), np.empty(n, np.int64),
+                                   np.empty(n, np.int64), np.empty(n))
+    e = 0
+    for l, ang, shells, scale, kept in parts:
+        for t, i in zip(*np.nonzero(kept)):
+            np.multiply(ang[t], radial[shells[i]] / scale[t, i], out=vals[e])
+            ring[e], degree[e], index[e], scales[e] = shells[i], l, t, scale[t, i]
+            e += 1
+    zeros = np.zeros(n, np.int64)
+    out = PairBasis(in_irrep, out_irrep, vals, ring, degree, zeros, index, zeros.copy(),
+                    scales)
     _readonly(out.values, out.ring, out.frequency, out.gamma, out.s, out.offset, out.scale)
     return out
