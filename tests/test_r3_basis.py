@@ -140,3 +140,31 @@ def test_bases_bit_identical_in_two_fresh_processes():
                            check=True, env={**os.environ, **env_cache}).stdout
             for _ in range(2)}
     assert len(outs) == 1 and len(next(iter(outs))) > 0
+
+
+def test_disk_cache_round_trip_for_r3_bases(tmp_path):
+    """3D pair bases go through the same verified disk cache as the planar ones."""
+    from cupysteer import BasisCache
+    fresh = fx.layer("octa_faces_k5", cache=False)
+    first = fx.layer("octa_faces_k5", cache=BasisCache(tmp_path))
+    assert list(tmp_path.glob("pair-*.npz"))
+    again = fx.layer("octa_faces_k5", cache=BasisCache(tmp_path))  # new memory, same disk
+    for b in (first, again):
+        np.testing.assert_array_equal(b.plan.basis, fresh.plan.basis)
+        np.testing.assert_array_equal(b.plan.weight_index, fresh.plan.weight_index)
+
+
+def test_r3_errors_name_the_argument():
+    from cupysteer import FieldType, LayerBasis, r3
+    G = r3.SO3()
+    t = FieldType(G, [G.irrep(1).representation])
+    with pytest.raises(ValueError, match="maximum_offset"):
+        LayerBasis(t, t, 3, maximum_offset=1)
+    with pytest.raises(ValueError, match=r"points must be a finite \(n, 3\)"):
+        LayerBasis(t, t, 3, points=np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="frequencies_cutoff"):
+        LayerBasis(t, t, 3, frequencies_cutoff="fast")
+    with pytest.raises(ValueError, match="rings"):
+        LayerBasis(t, t, 3, rings=[4.0])
+    with pytest.raises(ValueError, match="one group"):
+        LayerBasis(t, FieldType(r3.O3(), [r3.O3().irrep(0, 1).representation]), 3)
