@@ -160,6 +160,11 @@ def wigner_D(l: int, R) -> np.ndarray:
     return _harmonic_matrix(l, _orthogonal(R, "R", proper=True))
 
 
+@lru_cache(maxsize=None)
+def _factorial(n: int) -> int:
+    return math.factorial(n)
+
+
 def _cg_complex(j1: int, m1: int, j2: int, m2: int, J: int) -> float:
     """Condon–Shortley ⟨j1 m1 j2 m2 | J m1+m2⟩ by Racah's formula in exact integer arithmetic:
 
@@ -168,7 +173,7 @@ def _cg_complex(j1: int, m1: int, j2: int, m2: int, J: int) -> float:
 
     The six factorial arguments sum to n = j1+j2+J, so n!/(…) is an integer (multinomial) and
     the squared coefficient is a ratio of integers, divided once (correctly rounded)."""
-    f = math.factorial
+    f = _factorial
     M = m1 + m2
     if abs(M) > J:
         return 0.0
@@ -207,8 +212,10 @@ def _clebsch_gordan(l1: int, l2: int, J: int) -> np.ndarray:
         for m2 in range(max(-l2, -J - m1), min(l2, J - m1) + 1):
             cg[m1 + l1, m2 + l2, m1 + m2 + J] = _cg_complex(l1, m1, l2, m2, J)
     # contract one index at a time: Σ_m1 U1[m1,a] Σ_m2 U2[m2,b] Σ_M' cg[m1,m2,M'] conj(UJ[M',M])
-    T = np.tensordot(_U(l1), cg @ _U(J).conj(), axes=(0, 0))  # (a, m2, M)
-    C = np.tensordot(T, _U(l2), axes=(1, 0)).transpose(0, 2, 1)  # (a, b, M)
+    n1, n2, nJ = cg.shape
+    T = (cg.reshape(n1 * n2, nJ) @ _U(J).conj()).reshape(n1, n2 * nJ)  # (m1, m2 M)
+    T = (_U(l1).T @ T).reshape(n1, n2, nJ)  # (a, m2, M)
+    C = _U(l2).T[None] @ T  # (a, b, M)
     C = np.ascontiguousarray(C.real if (l1 + l2 + J) % 2 == 0 else C.imag)
     C.setflags(write=False)
     return C
