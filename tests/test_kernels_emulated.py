@@ -277,12 +277,12 @@ def test_arguments_match_kernel_parameters():
     for name in all_name_expressions(HAVE_CUDA_HEADERS):
         sig = mod.get_function(name).signature
         kinds = "".join(k for k, _, _ in sig)
-        if name.startswith("expand_forward"):
-            assert kinds == "PsPPPPPpss", (name, sig)
-            assert [s for _, _, s in sig if s] == [8, 8, 4]
-        else:
-            assert kinds == "PsPPPPPpsss", (name, sig)
-            assert [s for _, _, s in sig if s] == [8, 8, 4, 4]
+        if name.startswith("expand_forward"):  # ..., tile, rows, cols, col_tiles
+            assert kinds == "PsPPPPPpsssss", (name, sig)
+            assert [s for _, _, s in sig if s] == [8, 8, 4, 4, 4, 4]
+        else:  # ..., tile, rows, max_weights, passes
+            assert kinds == "PsPPPPPpsssss", (name, sig)
+            assert [s for _, _, s in sig if s] == [8, 8, 4, 4, 4, 4]
     L = cs.LayerBasis(ft(group("C2"), group("C2").regular_representation),
                       ft(group("C2"), group("C2").regular_representation), 3)
     ex = H.CpuExpander(L.plan, np.float32)

@@ -94,13 +94,15 @@ def forward_args(weights, batch_stride: int, basis, cob, fieldpairs, blocks, pos
                  out_stride: int, cfg: LaunchConfig) -> tuple:
     """Arguments of ``expand_forward`` in order, scalars with explicit NumPy types."""
     return (weights, np.int64(batch_stride), basis, cob, fieldpairs, blocks, positions, out,
-            np.int64(out_stride), np.int32(cfg.tile))
+            np.int64(out_stride), np.int32(cfg.tile), np.int32(cfg.rows), np.int32(cfg.cols),
+            np.int32(cfg.col_tiles))
 
 
 def adjoint_args(grad_filter, filter_stride: int, basis, cob, fieldpairs, blocks, positions,
                  grad_weights, weight_stride: int, cfg: LaunchConfig,
-                 packed: PackedPlan) -> tuple:
-    """Arguments of ``expand_adjoint`` in order, scalars with explicit NumPy types."""
+                 packed: PackedPlan | None = None) -> tuple:
+    """Arguments of ``expand_adjoint`` in order, scalars with explicit NumPy types
+    (``packed`` is not needed any more: the weights per CUDA block come with ``cfg``)."""
     return (grad_filter, np.int64(filter_stride), basis, cob, fieldpairs, blocks, positions,
-            grad_weights, np.int64(weight_stride), np.int32(cfg.tile),
-            np.int32(packed.max_fieldpair_weights))
+            grad_weights, np.int64(weight_stride), np.int32(cfg.tile), np.int32(cfg.rows),
+            np.int32(cfg.max_weights), np.int32(cfg.passes))
