@@ -3,7 +3,10 @@
 Sub-commands: ``basis`` (write a basis and filter bank to .npz, draw it to PNG), ``info``
 (dimension, blocks, memory, resolved settings), ``check`` (equivariance report), ``bench``
 (expand/adjoint timings) and ``demo``. Groups and fields are spelled as in
-:mod:`cupysteer.fields_spec`. Bad input exits with status 2 and a one-line error that names
+:mod:`cupysteer.fields_spec`: planar groups (``C8``, ``D4``, ``SO2``, …) give k×k filters,
+groups acting on R³ (``SO3``, ``O3``, ``O``, ``Oh``, ``I``, ``Ih``, ``C8z``, ``D4z``,
+``conical4``, ``cyl4``, ``fullcyl4``, ``inv``, ``mir``, ``trivial3``; escnn's ``R3Conv``)
+k×k×k filters with the axes (−z, −y, x). Bad input exits with status 2 and a one-line error that names
 the argument; a failed ``check`` exits with status 1.
 """
 from __future__ import annotations
@@ -32,6 +35,9 @@ _EXAMPLES = {
       -o bank.npz --png basis.png --filters-png filters.png
   cupysteer basis --group SO2:4 --in irrep:1 --out "irrep:0,irrep:2" --size 9 \\
       --rings 0,1.5,3,4 --sigma 0.6 --cutoff 3.0 -o so2.npz
+  cupysteer basis --group O --in regular --out regular --size 3 --weights he \\
+      -o bank.npz --png slices.png                  # octahedral group acting on R³
+  cupysteer basis --group SO3:3 --in "irrep:1,irrep:2" --out "trivial,std" --size 5 -o so3.npz
 
 The .npz holds plain arrays only (np.load(..., allow_pickle=False)):
   group, in_fields, out_fields, kernel_size, dilation, dim, filter_shape, points,
@@ -39,14 +45,18 @@ The .npz holds plain arrays only (np.load(..., allow_pickle=False)):
   pair_in_irrep, pair_out_irrep, pair_count, and per irreps pair t:
   pair<t>_values (n, d_out, d_in, k, k), pair<t>_radius/_ring/_frequency/_gamma/_s/
   _offset/_scale; plan_* (every ExpansionPlan array); element_* (per weight); he_std;
-  with --weights also weights, filters (C_out, C_in, k, k), bias_expansion (C_out, T).""",
+  with --weights also weights, filters (C_out, C_in, k, k), bias_expansion (C_out, T).
+  Groups acting on R³: pair<t>_values (n, d_out, d_in, k, k, k), filters (C_out, C_in, k, k, k)
+  (axes −z, −y, x), _frequency = harmonic degree l; the --png shows the central slices.""",
     "info": """examples:
   cupysteer info --group C8 --in regular --out "regular,irrep:1" --size 7
-  cupysteer info --group O2:4 --in irrep:1,1 --out "trivial,irrep:1,2" --size 9 --json""",
+  cupysteer info --group O2:4 --in irrep:1,1 --out "trivial,irrep:1,2" --size 9 --json
+  cupysteer info --group Ih --in regular --out "irrep:1,1" --size 3""",
     "check": """examples:
   cupysteer check --group C8 --in regular --out "regular,irrep:1" --size 7
   cupysteer check --group D4:axis=0.0 --in regular --out regular --size 5 --weights random
-  cupysteer check --group SO2 --in irrep:1 --out irrep:2 --size 7 --samples 16""",
+  cupysteer check --group SO2 --in irrep:1 --out irrep:2 --size 7 --samples 16
+  cupysteer check --group O3 --in "irrep:1,0,std" --out "irrep:0,1,irrep:1,2" --size 5""",
     "bench": """examples:
   cupysteer bench --group C8 --in "8*regular" --out "8*regular" --size 7
   cupysteer bench --group D4 --in "4*regular" --out "4*regular" --size 5 --batch 16""",
@@ -93,7 +103,7 @@ def _setting_argument(message: str) -> str:
     return "--in/--out/--size"
 
 
-def _resolved_kwargs(args) -> dict:
+def _resolved_kwargs(args, group=None) -> dict:
     kw = dict(kernel_size=args.size, dilation=args.dilation)
     if args.size < 1:
         raise UsageError("--size", f"the kernel size must be >= 1, got {args.size}")
@@ -112,6 +122,17 @@ def _resolved_kwargs(args) -> dict:
             raise UsageError("--cutoff", f"expected one number, got {args.cutoff!r}")
         kw["frequencies_cutoff"] = c[0]
     kw["maximum_offset"] = args.max_offset
+    if group is not None and group.space_dimension == 3:
+        if args.max_offset is not None:
+            raise UsageError("--max-offset", "is a planar (2D) setting; groups acting on R³ "
+                                             "have no alias offsets")
+        c = kw["frequencies_cutoff"]
+        if c is not None and c < 0:  # the planar policies -1, -2, -3 by escnn's names
+            names = {-1.0: None, -2.0: "default2", -3.0: "default3"}
+            if c not in names:
+                raise UsageError("--cutoff", f"expected a positive float c (F(R) = c·R) or a "
+                                             f"policy -1, -2, -3, got {args.cutoff!r}")
+            kw["frequencies_cutoff"] = names[c]
     return kw
 
 
@@ -121,6 +142,7 @@ def build_basis(args, progress: bool | None = None):
     from .cache import default_cache
     from .field_type import FieldType
     from .fields_spec import parse_fields, parse_group
+    from .r3.settings import grid_points3, resolve_settings3
     from .settings import grid_points, resolve_settings
 
     try:
@@ -133,15 +155,21 @@ def build_basis(args, progress: bool | None = None):
             types[argument] = FieldType(group, parse_fields(group, spec))
         except ValueError as exc:
             raise UsageError(argument, str(exc)) from None
-    kw = _resolved_kwargs(args)
+    kw = _resolved_kwargs(args, group)
     t0 = time.perf_counter()
     try:
-        settings = resolve_settings(kw["kernel_size"], kw["dilation"], kw["rings"], kw["sigma"],
-                                    kw["frequencies_cutoff"], kw["maximum_offset"])
+        if group.space_dimension == 3:
+            settings = resolve_settings3(kw["kernel_size"], kw["dilation"], kw["rings"],
+                                         kw["sigma"], kw["frequencies_cutoff"])
+        else:
+            settings = resolve_settings(kw["kernel_size"], kw["dilation"], kw["rings"],
+                                        kw["sigma"], kw["frequencies_cutoff"],
+                                        kw["maximum_offset"])
     except ValueError as exc:
         raise UsageError(_setting_argument(str(exc)), str(exc)) from None
     # Sample the irreps-pair bases first (into the process cache), with progress lines.
-    points = grid_points(args.size, args.dilation)
+    points = (grid_points3 if group.space_dimension == 3 else grid_points)(args.size,
+                                                                           args.dilation)
     ins = list(dict.fromkeys(types["--in"].irreps))
     outs = list(dict.fromkeys(types["--out"].irreps))
     pairs = [(a, b) for a in ins for b in outs]
@@ -225,7 +253,7 @@ def basis_arrays(basis, dilation: int = 1) -> dict:
         "group": np.array(format_group(basis.in_type.group)),
         "in_fields": np.array(format_field_type(basis.in_type)),
         "out_fields": np.array(format_field_type(basis.out_type)),
-        "kernel_size": np.array(kh[0] if len(kh) == 2 else -1),
+        "kernel_size": np.array(kh[0] if len(kh) in (2, 3) else -1),
         "dilation": np.array(dilation),
         "dim": np.array(basis.dim), "filter_shape": np.array(kh, np.int64),
         "num_bias": np.array(basis.num_bias), "points": np.asarray(basis.points),
@@ -293,9 +321,12 @@ def _cmd_basis(args) -> int:
                                                          max_columns=args.max_columns),
                    lambda g: g.write_png(args.png, g.basis_image(basis, args.max_columns)))
     if args.filters_png:
-        F = np.asarray(filters, np.float64)
+        F, title = np.asarray(filters, np.float64), _describe(basis)
+        if F.ndim == 5:  # 3D: central slices of the first 8×8 channels
+            F = F[:8, :8]
+            title += f"; central slices z=0 | y=0 | x=0 of channels [:{len(F)}, :{F.shape[1]}]"
         _write_png(args, "--filters-png",
-                   lambda g: g.plot_filters(F, args.filters_png, title=_describe(basis)),
+                   lambda g: g.plot_filters(F, args.filters_png, title=title),
                    lambda g: g.write_png(args.filters_png, g.filters_image(F)))
     if not (args.output or args.png or args.filters_png):
         _say(args, "cupysteer: nothing written (give -o FILE.npz and/or --png FILE.png)")
@@ -357,12 +388,14 @@ def _cmd_info(args) -> int:
         return 0
     s = d["settings"]
     print(_describe(basis))
-    print(f"  filter shape (C_out, C_in, k, k): {tuple(d['filter'])}; bias parameters: "
+    axes = ", ".join("k" * len(basis.filter_shape))
+    print(f"  filter shape (C_out, C_in, {axes}): {tuple(d['filter'])}; bias parameters: "
           f"{d['num_bias']}")
     print(f"  rings {s['rings']}\n  sigma {s['sigma']}\n  frequency cut-off per ring "
           f"{s['cutoff_per_ring']} (maximum frequency {s['maximum_frequency']}, maximum "
           f"offset {s['maximum_offset']})")
-    print(f"  memory: irreps-level basis {_kib(d['stored_bytes'])} vs e2cnn-style padded "
+    ref = "escnn" if len(basis.filter_shape) == 3 else "e2cnn"
+    print(f"  memory: irreps-level basis {_kib(d['stored_bytes'])} vs {ref}-style padded "
           f"basis {_kib(d['padded_bytes'])} ({d['padded_bytes'] / max(d['stored_bytes'], 1):.1f}"
           f"×); whole plan {_kib(d['plan_bytes'])}")
     print(f"  {len(d['irreps_pairs'])} irreps pairs (elements per pair × blocks using it):")
@@ -370,7 +403,7 @@ def _cmd_info(args) -> int:
         print(f"    {p['in_irrep']:>12} → {p['out_irrep']:<12} {p['shape'][0]}×{p['shape'][1]}"
               f"  {p['elements']:3d} elements × {p['blocks']:4d} blocks  frequencies "
               f"{p['frequencies']}")
-    print(f"  {len(d['weight_blocks'])} weight blocks (e2cnn order):")
+    print(f"  {len(d['weight_blocks'])} weight blocks ({ref} order):")
     for b in d["weight_blocks"]:
         print(f"    {b['in_field']:>22} → {b['out_field']:<22} {b['fields'][0]}×"
               f"{b['fields'][1]} fields × {b['elements']} = {b['weights']} weights")
@@ -379,7 +412,31 @@ def _cmd_info(args) -> int:
 
 
 # ---- check ------------------------------------------------------------------------------
+def _label3(M) -> str:
+    """'rotation by 90.00° about (0, 0, 1)', 'inversion', 'mirror, normal (1, 0, 0)', …"""
+    M = np.asarray(M, np.float64)
+    d = 1.0 if np.linalg.det(M) > 0 else -1.0
+    R = d * M
+    ang = math.degrees(math.acos(min(1.0, max(-1.0, (np.trace(R) - 1) / 2))))
+    if ang < 1e-6:
+        return "identity" if d > 0 else "inversion"
+    half = ang > 180 - 1e-6
+    if half:  # the axis spans the columns of R + I; its sign is arbitrary: first entry > 0
+        B = R + np.eye(3)
+        axis = B[:, np.argmax(np.linalg.norm(B, axis=0))]
+        axis = axis * (-1.0 if axis[np.argmax(np.abs(axis) > 1e-9)] < 0 else 1.0)
+    else:
+        axis = np.array([R[2, 1] - R[1, 2], R[0, 2] - R[2, 0], R[1, 0] - R[0, 1]])
+    axis = axis / np.linalg.norm(axis) + 0.0
+    a = ", ".join(str(int(round(v))) if abs(v - round(v)) < 1e-9 else f"{v:.3g}" for v in axis)
+    if d < 0 and half:
+        return f"mirror, normal ({a})"
+    return f"{'inversion ∘ ' if d < 0 else ''}rotation by {ang:6.2f}° about ({a})"
+
+
 def _element_label(group, g) -> str:
+    if group.space_dimension == 3:
+        return _label3(g)
     f, r = group._split(g)
     ang = float(group.rotation_angle(np.array([r]))[0])
     deg = math.degrees(ang)
@@ -390,6 +447,12 @@ def _element_label(group, g) -> str:
 
 
 def _fmt_element(group, g) -> str:
+    if group.space_dimension == 3:
+        if group.is_finite:  # position in the group's (escnn's) element order
+            from .r3._finite import element_indices
+            return f"#{int(element_indices(group.elements(), np.asarray(g)[None])[0])}"
+        m = np.round(np.asarray(g, np.float64), 4) + 0.0
+        return "[" + ",".join("[" + ",".join(f"{v:g}" for v in row) + "]" for row in m) + "]"
     if group.is_finite:
         return repr(g)
     if isinstance(g, tuple):
@@ -425,6 +488,7 @@ def _cmd_check(args) -> int:
         lhs[:, :, perm] = target(g)
         grid.append((g, float(np.abs(lhs - K).max() / scale)))
     rng = np.random.default_rng(args.seed + 1)
+    n_other = len(other)
     if G.is_finite:
         if len(other) > args.samples:
             idx = sorted(rng.choice(len(other), args.samples, replace=False))
@@ -432,9 +496,9 @@ def _cmd_check(args) -> int:
     else:
         other = G.sample(args.samples, rng)
     sampled = []
-    kw = _resolved_kwargs(args)
+    kw = _resolved_kwargs(args, G)
     for g in other:
-        moved = pts @ G.action_matrix(g).T
+        moved = pts @ (np.asarray(g) if G.space_dimension == 3 else G.action_matrix(g)).T
         rb = LayerBasis(basis.in_type, basis.out_type, points=moved, cache=False, **kw)
         Kg = np.asarray(rb.expand(w), np.float64).reshape(K.shape)  # K(g·p)
         sampled.append((g, float(np.abs(Kg - target(g)).max() / scale)))
@@ -461,7 +525,7 @@ def _cmd_check(args) -> int:
         print(f"    {_fmt_element(G, g):>16}  {_element_label(G, g)}  error {e:.2e}  "
               f"{'ok' if e <= tol else 'FAIL'}")
     if sampled:
-        kind = "all" if G.is_finite and len(sampled) == len(other) else "sampled"
+        kind = "all" if G.is_finite and len(sampled) == n_other else "sampled"
         print(f"  {len(sampled)} other elements ({kind}; the basis is rebuilt on the grid "
               f"points moved by g and K(g·p) is compared with ρ_out(g) K(p) ρ_in(g)ᵀ, no "
               f"interpolation):")
@@ -497,7 +561,8 @@ def _cmd_bench(args) -> int:
     dtype = np.dtype(args.dtype)
     basis, secs = build_basis(args)
     t = time.perf_counter()
-    LayerBasis(basis.in_type, basis.out_type, cache=False, **_resolved_kwargs(args))
+    LayerBasis(basis.in_type, basis.out_type, cache=False,
+               **_resolved_kwargs(args, basis.in_type.group))
     cold = time.perf_counter() - t
     shape = (args.batch, basis.dim) if args.batch > 1 else (basis.dim,)
     rng = np.random.default_rng(args.seed)
@@ -569,25 +634,31 @@ def _demo(args) -> int:
 
 # ---- parser -----------------------------------------------------------------------------
 def _layer_arguments(p, weights_default=None):
-    from .fields_spec import FIELD_SPELLINGS, GROUP_SPELLINGS
+    from .fields_spec import (FIELD_SPELLINGS, FIELD_SPELLINGS_3D, GROUP_SPELLINGS,
+                              GROUP_SPELLINGS_3D)
     g = p.add_argument_group("layer")
     g.add_argument("--group", default="C8", help=f"symmetry group (default C8): "
-                                                 f"{GROUP_SPELLINGS}")
+                                                 f"{GROUP_SPELLINGS}; acting on R³ (k×k×k "
+                                                 f"filters, escnn R3Conv): {GROUP_SPELLINGS_3D}")
     g.add_argument("--in", dest="in_fields", default="regular", metavar="FIELDS",
-                   help=f"input fields (default regular): {FIELD_SPELLINGS}")
+                   help=f"input fields (default regular): {FIELD_SPELLINGS}; for groups "
+                        f"acting on R³: {FIELD_SPELLINGS_3D}")
     g.add_argument("--out", dest="out_fields", default=None, metavar="FIELDS",
                    help="output fields (default: the same as --in)")
     g.add_argument("--size", "-k", type=int, default=5, help="kernel size k (default 5)")
     g.add_argument("--dilation", type=int, default=1, help="dilation (default 1)")
     g.add_argument("--rings", default=None, metavar="R0,R1,...",
-                   help="ring radii in pixels (default: e2cnn's, 0..(k-1)//2 × dilation)")
+                   help="ring (3D: shell) radii in pixels (default: e2cnn's / escnn's, "
+                        "0..(k-1)//2 × dilation)")
     g.add_argument("--sigma", default=None, metavar="S or S0,S1,...",
                    help="ring widths (default: 0.6, 0.4 on the last ring, 0.005 at radius 0)")
     g.add_argument("--cutoff", default=None, metavar="C",
-                   help="frequency cut-off: a positive float c (max frequency c·r on ring r) "
-                        "or a policy -1 (default), -2, -3 (see cupysteer.settings)")
+                   help="frequency cut-off: a positive float c (max frequency, 3D: harmonic "
+                        "degree, c·r on ring r) or a policy -1 (default), -2, -3 (see "
+                        "cupysteer.settings, cupysteer.r3.settings)")
     g.add_argument("--max-offset", type=int, default=None,
-                   help="largest alias offset |t| of the frequencies (default: no limit)")
+                   help="largest alias offset |t| of the frequencies (default: no limit; "
+                        "planar groups only)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output on stderr")
     if weights_default is not None:
         p.add_argument("--weights", default=weights_default,
@@ -606,7 +677,8 @@ def make_parser() -> argparse.ArgumentParser:
     fmt = argparse.RawDescriptionHelpFormatter
     parser = _Parser(prog="cupysteer", formatter_class=fmt,
                      description="G-steerable convolution filters (rotations and reflections "
-                                 "of the plane) from the command line.",
+                                 "of the plane, and subgroups of O(3) acting on R³) from the "
+                                 "command line.",
                      epilog="run 'cupysteer COMMAND --help' for the options and examples of "
                             "each command\n\n" + _EXAMPLES["basis"].split("\n\n")[0])
     from . import __version__

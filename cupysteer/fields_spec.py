@@ -10,6 +10,23 @@ Groups (case-insensitive)::
     flip          the reflection group {e, R}; flip:axis=0.0
     trivial       the trivial group C1
 
+Groups acting on R³ (:mod:`cupysteer.r3`, escnn's gspaces; ``axis`` in radians as escnn's)::
+
+    SO3, SO3:3        all rotations (rot3dOnR3); irreps up to degree 3 (default 2)
+    O3, O3:3          rotations and inversions (flipRot3dOnR3)
+    O, Oh             octahedral (24 cube rotations) / full octahedral (48)
+    I, Ih             icosahedral (60) / full icosahedral (120)
+    C8z, SO2z:3       rotations about z (rot2dOnR3(8) / rot2dOnR3(-1))
+    D4z, O2z:3        rotations about z and π-rotations about in-plane axes
+                      (dihedralOnR3); D4z:axis=0.0, O2z:3:axis=0.0
+    conical4          rotations about z and mirrors through planes containing z
+                      (conicalOnR3(4)); conicalO2:3, conical4:axis=0.0
+    cyl4, cylSO2:3    rotations about z with and without inversion (cylindricalOnR3)
+    fullcyl4          dihedral about z with and without inversion (fullCylindricalOnR3);
+                      fullcylO2:3, fullcyl4:axis=0.0
+    inv, mir          {e, p ↦ −p} / {e, mirror x ↦ −x} (mir:axis=0.0 for another plane)
+    trivial3          the trivial group acting on R³
+
 Fields (one representation each), comma-separated, with optional repetition::
 
     regular               the regular representation (finite groups)
@@ -22,25 +39,44 @@ Fields (one representation each), comma-separated, with optional repetition::
                           (a: reflection index, 0 <= a < N/M)
     regular*4, 4*regular  four copies
 
+Fields of groups acting on R³ (escnn ids)::
+
+    trivial, regular, std     trivial, regular (finite groups), standard (the 3×3 action)
+    irrep:l / irrep:j,l       SO3 degree l / O3 parity j and degree l (irrep:1,1 = vector)
+    irrep:k                   O, I: escnn's id (O: 0, 1, -1, 2, 3); C<N>z, inv, mir: k
+    irrep:j,k                 D<N>z, conical<N> (and their O(2) versions)
+    irrep:a,<id of H>         C2 × H groups (Oh, Ih, cyl, fullcyl): inversion sign a, e.g.
+                              irrep:1,-1 = ((1,), (-1,), 0); the tuple also works:
+                              irrep:((1,),(-1,),0)
+    quotient:<subgroup id>    escnn's subgroup id as a Python literal, e.g. quotient:(False,4)
+                              (O: the 6 cube faces), quotient:(2,(False,4)) (Oh)
+
 >>> from cupysteer.fields_spec import parse_group, parse_field_type
 >>> G = parse_group("D4")
 >>> t = parse_field_type(G, "regular*2,irrep:1,1,trivial")
 >>> t.size, format_field_type(t)
 (19, '2*regular,irrep:1,1,trivial')
+>>> O = parse_group("O")
+>>> t3 = parse_field_type(O, "regular,quotient:(False,4),irrep:-1")
+>>> t3.size, format_group(O), format_field_type(t3)
+(33, 'O', 'regular,quotient:(False,4),irrep:-1')
 
 Every malformed spelling raises :class:`ValueError` that lists the accepted spellings.
 """
 from __future__ import annotations
 
+import ast
 import math
 import re
 
+from ._base import GroupBase
 from .field_type import FieldType
 from .groups import (DEFAULT_AXIS, DEFAULT_MAXIMUM_FREQUENCY, CyclicGroup, DihedralGroup,
                      FlipGroup, O2, PlanarGroup, SO2)
 from .representation import Representation
 
-__all__ = ["GROUP_SPELLINGS", "FIELD_SPELLINGS", "parse_group", "parse_field",
+__all__ = ["GROUP_SPELLINGS", "FIELD_SPELLINGS", "GROUP_SPELLINGS_3D", "FIELD_SPELLINGS_3D",
+           "parse_group", "parse_field",
            "parse_fields", "parse_field_type", "format_group", "format_field",
            "format_field_type"]
 
@@ -50,13 +86,25 @@ GROUP_SPELLINGS = ("C<N> (e.g. C8), D<N> (e.g. D4), D<N>:axis=<radians>, SO2, SO
 FIELD_SPELLINGS = ("regular, trivial, irrep:k, irrep:j,k, quotient:M, quotient:None,M, "
                    "quotient:a,M; comma-separated, repeated with regular*4 or 4*regular")
 
+GROUP_SPELLINGS_3D = ("SO3, SO3:<max degree>, O3, O3:<max degree>, O (octahedral), Oh, I "
+                      "(icosahedral), Ih, C<N>z (e.g. C8z), SO2z[:<F>], D<N>z[:axis=<radians>], "
+                      "O2z[:<F>][:axis=<radians>], conical<N>[:axis=<radians>], "
+                      "conicalO2[:<F>][:axis=<radians>], cyl<N>, cylSO2[:<F>], "
+                      "fullcyl<N>[:axis=<radians>], fullcylO2[:<F>][:axis=<radians>], inv, "
+                      "mir[:axis=<radians>], trivial3")
+FIELD_SPELLINGS_3D = ("trivial, regular, std, irrep:<escnn id> (irrep:l for SO3, irrep:j,l for "
+                      "O3, irrep:-1 for O, irrep:a,<id of H> for Oh/Ih/cyl/fullcyl, or the tuple "
+                      "irrep:((1,),(-1,),0)), quotient:<escnn subgroup id> (e.g. "
+                      "quotient:(False,4)); comma-separated, repeated with regular*4 or 4*regular")
+
 _NUM = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
 _AXIS = re.compile(rf"^axis=({_NUM})$")
 
 
 def _group_error(spec, why=""):
     why = f" ({why})" if why else ""
-    return ValueError(f"unknown group {spec!r}{why}; accepted: {GROUP_SPELLINGS}")
+    return ValueError(f"unknown group {spec!r}{why}; accepted: {GROUP_SPELLINGS}; acting on "
+                      f"R³: {GROUP_SPELLINGS_3D}")
 
 
 def _parse_axis(part: str, spec: str) -> float:
@@ -76,14 +124,17 @@ def _parse_nonneg_int(text: str, spec: str, what: str) -> int:
 
 
 def parse_group(spec) -> PlanarGroup:
-    """The group named by ``spec`` (see the module docstring); a PlanarGroup passes through."""
-    if isinstance(spec, PlanarGroup):
+    """The group named by ``spec`` (see the module docstring); a group passes through."""
+    if isinstance(spec, GroupBase):
         return spec
     if not isinstance(spec, str) or not spec.strip():
         raise _group_error(spec, "empty")
     parts = [p.strip() for p in spec.strip().split(":")]
     head = parts[0].lower().replace("(", "").replace(")", "")
     rest = parts[1:]
+    g3 = _parse_group3(head, rest, spec)
+    if g3 is not None:
+        return g3
     m = re.fullmatch(r"([cd])(\d+)", head)
     if m:
         N = int(m.group(2))
@@ -117,8 +168,74 @@ def parse_group(spec) -> PlanarGroup:
     raise _group_error(spec)
 
 
-def format_group(group: PlanarGroup) -> str:
+# (head pattern, constructor name, N from the pattern?, options: F (max frequency) / axis)
+_GROUPS3 = [(r"so3", "SO3", False, "F"), (r"o3", "O3", False, "F"), (r"o", "Octahedral", False, ""),
+            (r"oh", "FullOctahedral", False, ""), (r"i", "Icosahedral", False, ""),
+            (r"ih", "FullIcosahedral", False, ""), (r"c(\d+)z", "RotationsZ", True, ""),
+            (r"so2z", "RotationsZ", None, "F"), (r"d(\d+)z", "DihedralZ", True, "axis"),
+            (r"o2z", "DihedralZ", None, "F axis"), (r"conical(\d+)", "Conical", True, "axis"),
+            (r"conicalo2", "Conical", None, "F axis"), (r"cyl(\d+)", "Cylindrical", True, ""),
+            (r"cylso2", "Cylindrical", None, "F"), (r"fullcyl(\d+)", "FullCylindrical", True, "axis"),
+            (r"fullcylo2", "FullCylindrical", None, "F axis"), (r"inv", "Inversion", False, ""),
+            (r"mir", "Mirror", False, "axis"), (r"trivial3", "Trivial3", False, "")]
+
+
+def _parse_group3(head: str, rest: list, spec: str):
+    """A group acting on R³, or None when ``head`` is no 3D spelling."""
+    for pattern, cls, with_n, options in _GROUPS3:
+        m = re.fullmatch(pattern, head)
+        if m:
+            break
+    else:
+        return None
+    from . import r3
+    args, kw = [], {}
+    if with_n is not None and with_n:
+        args.append(int(m.group(1)))
+    elif with_n is None:
+        args.append(-1)
+    for p in rest:
+        if p.lower().startswith("axis") and "axis" in options:
+            kw["axis"] = _parse_axis(p, spec)
+        elif "F" in options and not p.lower().startswith("axis"):
+            kw["maximum_frequency"] = _parse_nonneg_int(p, spec, "the maximum frequency")
+        else:
+            allowed = {"": "no options", "F": "only :<max frequency>",
+                       "axis": "only :axis=<radians>"}.get(options, ":<max frequency> and "
+                                                                  ":axis=<radians>")
+            raise _group_error(spec, f"{spec.split(':')[0].strip()} takes {allowed}")
+    try:
+        return getattr(r3, cls)(*args, **kw)
+    except ValueError as exc:
+        raise _group_error(spec, str(exc)) from None
+
+
+def _format_group3(group) -> str:
+    kind = group.kind
+    axis = getattr(group, "axis", DEFAULT_AXIS)
+    axis = "" if axis == DEFAULT_AXIS else f":axis={axis!r}"
+    if kind in ("SO3", "O3"):
+        return f"{kind}:{group.maximum_frequency}"
+    if kind in ("O", "Oh", "I", "Ih"):
+        return kind
+    simple = {"inv": "inv", "trivial": "trivial3", "mirror": f"mir{axis}"}
+    if kind in simple:
+        return simple[kind]
+    finite = {"CN": "C{}z", "DN": "D{}z", "conical": "conical{}", "cyl": "cyl{}",
+              "fullcyl": "fullcyl{}"}
+    continuous = {"CN": "SO2z", "DN": "O2z", "conical": "conicalO2", "cyl": "cylSO2",
+                  "fullcyl": "fullcylO2"}
+    if kind not in finite:
+        raise ValueError(f"no spelling for group {group!r}")
+    if group.N == -1:
+        return f"{continuous[kind]}:{group.maximum_frequency}{axis}"
+    return finite[kind].format(group.N) + axis
+
+
+def format_group(group) -> str:
     """The spelling of ``group`` that :func:`parse_group` reads back."""
+    if group.space_dimension == 3:
+        return _format_group3(group)
     axis = "" if group.reflection_axis == DEFAULT_AXIS else f":axis={group.reflection_axis!r}"
     if isinstance(group, CyclicGroup):
         return f"C{group.N}"
@@ -137,7 +254,9 @@ def format_group(group: PlanarGroup) -> str:
 def _field_error(spec, group, why=""):
     why = f" ({why})" if why else ""
     gname = f" of {group.name}" if group is not None else ""
-    return ValueError(f"unknown field {spec!r}{gname}{why}; accepted: {FIELD_SPELLINGS}")
+    accepted = (FIELD_SPELLINGS_3D if getattr(group, "space_dimension", 2) == 3
+                else FIELD_SPELLINGS)
+    return ValueError(f"unknown field {spec!r}{gname}{why}; accepted: {accepted}")
 
 
 def _int_arg(text, spec, group, what):
@@ -184,6 +303,47 @@ def _subgroup_id(group, args, spec):
     return (_int_arg(a, spec, group, "a"), M)
 
 
+def _literal(text, spec, group, what):
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise _field_error(spec, group, f"{what} must be Python literals, got {text!r}") from None
+
+
+def _irrep_id3(group, body, spec):
+    body = body.strip()
+    if body.startswith("("):
+        ident = _literal(body, spec, group, "irrep ids")
+        return ident if isinstance(ident, tuple) else (ident,)
+    ints = [_int_arg(a, spec, group, "an irrep index") for a in body.split(",")]
+    if hasattr(group, "factor"):  # C2 × H: inversion sign a, then H's id
+        if len(ints) < 2:
+            raise _field_error(spec, group, f"{group.name} irreps are irrep:a,<id of "
+                                            f"{group.factor.name}> (a = 0 or 1)")
+        return ((ints[0],), tuple(ints[1:]), 0)
+    return tuple(ints)
+
+
+def _subgroup_id3(group, body, spec):
+    body = body.strip()
+    if body.startswith("("):
+        return _literal(body, spec, group, "subgroup ids")
+    vals = tuple(_literal(a, spec, group, "subgroup ids") for a in body.split(","))
+    return vals[0] if len(vals) == 1 else vals
+
+
+def _parse_field3(group, kind, body, s):
+    if kind in ("regular", "trivial", "std", "standard") and not body:
+        return (group.regular_representation if kind == "regular" else
+                group.trivial_representation if kind == "trivial" else
+                group.standard_representation)
+    if kind == "irrep" and body:
+        return group.irrep(*_irrep_id3(group, body, s)).representation
+    if kind == "quotient" and body:
+        return group.quotient_representation(_subgroup_id3(group, body, s))
+    raise _field_error(s, group)
+
+
 def parse_field(group: PlanarGroup, spec: str) -> Representation:
     """One field (no repetition) of ``group``."""
     if isinstance(spec, Representation):
@@ -196,6 +356,8 @@ def parse_field(group: PlanarGroup, spec: str) -> Representation:
     kind, _, body = s.partition(":")
     kind = kind.strip().lower()
     try:
+        if group.space_dimension == 3:
+            return _parse_field3(group, kind, body, s)
         if kind in ("regular", "trivial") and not body:
             return (group.regular_representation if kind == "regular"
                     else group.trivial_representation)
@@ -277,6 +439,8 @@ def parse_field_type(group, spec) -> FieldType:
 def format_field(rep: Representation) -> str:
     """The spelling of one field (``rep.name`` when it has no spelling)."""
     name = rep.name
+    if rep.group.space_dimension == 3:
+        return _format_field3(rep)
     if name == "regular":
         return "regular"
     if name.startswith("irrep_"):
@@ -287,6 +451,23 @@ def format_field(rep: Representation) -> str:
     m = re.fullmatch(r"quotient\[\(?([^,\]]+?)(?:, ?([^\)\]]+))?\)?\]", name)
     if m:
         return "quotient:" + ",".join(x for x in m.groups() if x is not None)
+    return name
+
+
+def _format_field3(rep: Representation) -> str:
+    name = rep.name
+    if name in ("regular", "standard"):
+        return {"regular": "regular", "standard": "std"}[name]
+    if name.startswith("quotient[") and name.endswith("]"):
+        return "quotient:" + name[len("quotient["):-1].replace(" ", "")
+    if len(rep.irreps) == 1 and name == rep.irreps[0].name and rep.is_identity_basis:
+        psi = rep.irreps[0]
+        if psi.is_trivial:
+            return "trivial"
+        ident = psi.id
+        if hasattr(rep.group, "factor"):
+            ident = (ident[0][0],) + tuple(ident[1])
+        return "irrep:" + ",".join(map(str, ident))
     return name
 
 

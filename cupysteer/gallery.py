@@ -6,6 +6,11 @@ with the element's angular frequency μ and ring radius r. :func:`plot_filters` 
 expanded filter bank (C_out, C_in, k, k). Both use the diverging colour map ``RdBu_r``,
 symmetric around 0 (red positive, blue negative, white zero).
 
+Filters of groups acting on R³ (k×k×k, axes (−z, −y, x)) are drawn as their three central
+slices side by side: the plane z = 0 (``K[..., h, :, :]``: rows −y, columns x), y = 0
+(``K[..., :, h, :]``: rows −z, columns x) and x = 0 (``K[..., :, :, h]``: rows −z, columns −y),
+h = k // 2 (for even k the planes just past the centre); the titles give the harmonic degree l.
+
 matplotlib is imported only when a picture is drawn (``pip install "cupysteer[plot]"``).
 Without it, :func:`basis_image` + :func:`write_png` render the same grid with NumPy alone,
 without titles.
@@ -20,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["require_matplotlib", "plot_basis", "plot_filters", "basis_cells", "basis_image",
-           "filters_image", "write_png", "colorize", "PLOT_EXTRA_HINT"]
+           "filters_image", "central_slices", "write_png", "colorize", "PLOT_EXTRA_HINT"]
 
 PLOT_EXTRA_HINT = 'pip install "cupysteer[plot]"'
 CMAP = "RdBu_r"
@@ -50,12 +55,26 @@ def require_matplotlib():
 
 
 # ---- data -----------------------------------------------------------------------------
-def _grid_shape(basis) -> tuple[int, int]:
+def _grid_shape(basis) -> tuple:
     fs = tuple(basis.filter_shape)
-    if len(fs) != 2:
-        raise ValueError(f"only bases sampled on a k×k grid can be drawn; this one has "
-                         f"{fs[0]} arbitrary points")
+    if len(fs) not in (2, 3):
+        raise ValueError(f"only bases sampled on a k×k grid (or a k×k×k grid) can be drawn; "
+                         f"this one has {fs[0]} arbitrary points")
     return fs
+
+
+def central_slices(vol: np.ndarray, gap: float = np.nan) -> np.ndarray:
+    """(..., k, k, k) → (..., k, 3k + 2): the planes z = 0, y = 0, x = 0 (see the module
+    docstring) side by side, separated by one-pixel gaps of value ``gap`` (NaN: drawn grey,
+    +inf: white)."""
+    vol = np.asarray(vol, np.float64)
+    k = vol.shape[-1]
+    h = k // 2
+    out = np.full(vol.shape[:-3] + (k, 3 * k + 2), gap)
+    out[..., :, :k] = vol[..., h, :, :]
+    out[..., :, k + 1:2 * k + 1] = vol[..., :, h, :]
+    out[..., :, 2 * k + 2:] = vol[..., :, :, h]
+    return out
 
 
 def _mosaic(block: np.ndarray) -> np.ndarray:
@@ -71,19 +90,22 @@ def _mosaic(block: np.ndarray) -> np.ndarray:
 def basis_cells(basis, max_columns: int | None = 12) -> list[dict]:
     """One dict per irreps pair (in the group's irrep order): ``label``, ``images`` (mosaics, NaN gaps), ``titles``,
     ``frequency``, ``radius``, ``count`` (elements in the pair, including those not shown)."""
-    kh, kw = _grid_shape(basis)
+    fs = _grid_shape(basis)
     rings = np.asarray(basis.settings.rings)
+    sym = "l" if len(fs) == 3 else "μ"
     order = {psi: i for i, psi in enumerate(basis.in_type.group.irreps())}
     pairs = sorted(basis.irreps_pairs, key=lambda p: (order.get(p[0], 0), order.get(p[1], 0)))
     rows = []
     for pin, pout in pairs:
         pb = basis.pair_basis(pin, pout)
         n = len(pb) if max_columns is None else min(len(pb), max_columns)
-        vals = np.asarray(pb.values).reshape(len(pb), pb.shape[0], pb.shape[1], kh, kw)
+        vals = np.asarray(pb.values).reshape((len(pb),) + pb.shape + fs)
+        if len(fs) == 3:  # white between the slices, grey between the irreps' components
+            vals = central_slices(vals, np.inf)
         rows.append(dict(
             label=f"{pin.name} → {pout.name}",
             images=[_mosaic(vals[e]) for e in range(n)],
-            titles=[f"μ={int(pb.frequency[e])} r={rings[pb.ring[e]]:g}" for e in range(n)],
+            titles=[f"{sym}={int(pb.frequency[e])} r={rings[pb.ring[e]]:g}" for e in range(n)],
             frequency=np.asarray(pb.frequency[:n]), radius=rings[np.asarray(pb.ring[:n])],
             count=len(pb)))
     return rows
@@ -151,10 +173,11 @@ def plot_basis(basis, path=None, max_columns: int | None = 12, title: str | None
     notes = [f"+{r['count'] - len(r['images'])}" if r["count"] > len(r["images"]) else ""
              for r in rows]
     fs = "×".join(map(str, basis.filter_shape))
+    what = ("l: harmonic degree, r: shell radius; slices z=0 | y=0 | x=0"
+            if len(basis.filter_shape) == 3 else "μ: angular frequency, r: ring radius")
     title = title or (f"{format_group(basis.in_type.group)}: {format_field_type(basis.in_type)}"
                       f" → {format_field_type(basis.out_type)}, {fs}: {basis.dim} weights; "
-                      f"irreps-level basis (μ: angular frequency, r: ring radius; red > 0 > "
-                      f"blue)")
+                      f"irreps-level basis ({what}; red > 0 > blue)")
     fig = _draw(plt, cells, [r["titles"] for r in rows], [r["label"] for r in rows], title,
                 notes)
     if path is not None:
@@ -164,8 +187,11 @@ def plot_basis(basis, path=None, max_columns: int | None = 12, title: str | None
 
 def _filter_images(filters: np.ndarray, columns: int | None):
     F = np.asarray(filters, np.float64)
-    if F.ndim != 4:
-        raise ValueError(f"filters must have shape (C_out, C_in, k, k), got {F.shape}")
+    if F.ndim not in (4, 5):
+        raise ValueError(f"filters must have shape (C_out, C_in, k, k) or (C_out, C_in, k, k, "
+                         f"k), got {F.shape}")
+    if F.ndim == 5:
+        F = central_slices(F)
     co, ci = F.shape[:2]
     if ci == 1:
         cols = columns or min(co, 8)
@@ -183,7 +209,8 @@ def plot_filters(filters, path=None, columns: int | None = None, title: str | No
                  dpi: int = 100, max_rows: int | None = 16):
     """Draw an expanded filter bank (C_out, C_in, k, k): rows = output channels and
     columns = input channels (or, for one input channel, ``columns`` outputs per row), all
-    on one colour scale symmetric around 0. Returns the Figure; saves it to ``path``."""
+    on one colour scale symmetric around 0; (C_out, C_in, k, k, k) as central slices. At most
+    ``max_rows`` rows. Returns the Figure; saves it to ``path``."""
     plt = require_matplotlib()
     imgs, labels, nrows, cols = _filter_images(filters, columns)
     if max_rows is not None and nrows > max_rows:
@@ -266,9 +293,13 @@ def basis_image(basis, max_columns: int | None = 12, scale: int = 8) -> np.ndarr
     return _scaled(canvas, scale)
 
 
-def filters_image(filters, columns: int | None = None, scale: int = 8) -> np.ndarray:
-    """The :func:`plot_filters` grid as an RGB uint8 array, without matplotlib."""
+def filters_image(filters, columns: int | None = None, scale: int = 8,
+                  max_rows: int | None = None) -> np.ndarray:
+    """The :func:`plot_filters` grid as an RGB uint8 array, without matplotlib (all rows, or
+    the first ``max_rows``)."""
     imgs, _, nrows, cols = _filter_images(filters, columns)
+    if max_rows is not None and nrows > max_rows:
+        imgs, nrows = imgs[:max_rows * cols], max_rows
     vmax = max(_vmax(np.asarray(i)) for i in imgs)
     cells = [[colorize(i, vmax) for i in imgs[r * cols:(r + 1) * cols]] for r in range(nrows)]
     return _scaled(_canvas(cells, (1, 1))[0], scale)
