@@ -213,3 +213,18 @@ def test_clear_errors():
     with pytest.raises(ValueError, match="rings|sigma"):
         e.R3ConvBasis(t, t, 3, rings=[0.0, 100.0])
     assert math.isclose(e.mirOnR3().fibergroup.axis, math.pi / 2)
+
+
+SUBGROUP = [n for n in fx.names() if n not in EXACT]
+
+
+@pytest.mark.parametrize("name", SUBGROUP)
+def test_subgroup_filters_refit_exactly(layers, name):
+    """For subgroups escnn's elements depend on its random cache, but the span is canonical:
+    a least-squares refit of escnn's filter onto our basis (docs/migrate_from_escnn.md)
+    reproduces it to float32 round-off."""
+    z = fx.arrays(name)
+    b = layers[name][3]
+    A = b.dense().reshape(b.dim, -1).T
+    w, *_ = np.linalg.lstsq(A, z["filter"].astype(np.float64).ravel(), rcond=None)
+    assert np.abs(b.expand(w) - z["filter"]).max() <= 1e-6
