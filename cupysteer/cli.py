@@ -449,8 +449,8 @@ def _element_label(group, g) -> str:
 def _fmt_element(group, g) -> str:
     if group.space_dimension == 3:
         if group.is_finite:  # position in the group's (escnn's) element order
-            from .r3._finite import element_indices
-            return f"#{int(element_indices(group.elements(), np.asarray(g)[None])[0])}"
+            d = np.abs(group.elements() - np.asarray(g, np.float64)).max(axis=(1, 2))
+            return f"#{int(np.argmin(d))}"
         m = np.round(np.asarray(g, np.float64), 4) + 0.0
         return "[" + ",".join("[" + ",".join(f"{v:g}" for v in row) + "]" for row in m) + "]"
     if group.is_finite:
