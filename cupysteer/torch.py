@@ -303,7 +303,11 @@ class _SteerableConvNd(nn.Module):
 
     def _apply(self, fn, *args, **kwargs):
         self._cache = None
-        return super()._apply(fn, *args, **kwargs)
+        out = super()._apply(fn, *args, **kwargs)
+        if self.bias is not None:  # rebuilt from float64, not cast: .double() stays exact
+            self.bias_expansion = torch.tensor(self.basis.bias_expansion(),
+                                               dtype=self.bias.dtype, device=self.bias.device)
+        return out
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
                               unexpected_keys, error_msgs):

@@ -177,3 +177,15 @@ def test_not_equivariant_under_elements_outside_the_group():
         err = (m(_act(tin.representation, R, op, x))
                - _act(tout.representation, R, op, m(x))).abs().max() / m(x).abs().max()
     assert err > 1e-3
+
+
+def test_bias_expansion_exact_after_double():
+    """.double() rebuilds the bias expansion from float64 (no float32 rounding carried over)."""
+    import cupysteer as cs
+    from cupysteer import r3
+    from cupysteer.torch import SteerableConv3d
+    G = r3.Octahedral()
+    t = cs.FieldType(G, [G.regular_representation])
+    conv = SteerableConv3d(t, t, 3).double()
+    assert conv.bias_expansion.dtype == torch.float64
+    np.testing.assert_array_equal(conv.bias_expansion.numpy(), conv.basis.bias_expansion())
