@@ -218,6 +218,32 @@ def _adjoint_chunks(packed: PackedPlan, rows: int) -> tuple:
     return ext, slots
 
 
+#: rough cost of one barrier of a CUDA block, in multiply-adds of the whole block
+_SYNC_COST = 2048
+
+
+def _forward_cost(packed: PackedPlan):
+    """cost(tile, rows, cols, col_tiles) of the tiled forward, in multiply-adds: the K̃ fill
+    repeated by every column tile after the first (when Q_in ≠ I), the work of every
+    element of T and of the output (the same for all tilings, so left out), and the barriers
+    of every CUDA block (two per chunk of rows, one more with Q_in ≠ I)."""
+    fp, blk = packed.fieldpairs, packed.blocks
+    live = fp[:, 6] < fp[:, 7]
+    fill = 0.0
+    if live.any() and len(blk):
+        per_block = (blk[:, 4] * blk[:, 2] * blk[:, 3]).astype(np.float64)
+        csum = np.concatenate([[0.0], np.cumsum(per_block)])
+        f = live & (fp[:, 5] >= 0)
+        fill = float(((csum[fp[f, 7]] - csum[fp[f, 6]]) * fp[f, 10]).sum())
+    points, out_sizes, qin = fp[:, 10], fp[:, 1], fp[:, 5] >= 0
+
+    def cost(tile, rows, cols, nct):
+        chunks = -(-out_sizes // rows)
+        barriers = (-(-points // tile)) * nct * (1 + chunks * (2 + qin))
+        return (nct - 1) * fill + _SYNC_COST * float(barriers.sum())
+    return cost
+
+
 def _too_large(packed, kind, per_point_min, fixed_min, item, limit):
     return ValueError(
         f"fields of size {packed.max_out_size}×{packed.max_in_size} need at least "
@@ -255,6 +281,7 @@ def launch_config(packed: PackedPlan, kind: str, batch: int, accumulate_bytes: i
     best = None
     if kind == "forward":
         per_point_min = None
+        cands = []
         max_col_tiles = -(-si // min(si, MIN_TILE))
         for cols in sorted({-(-si // n) for n in range(1, max_col_tiles + 1)}, reverse=True):
             nct = -(-si // cols)
@@ -263,14 +290,15 @@ def launch_config(packed: PackedPlan, kind: str, batch: int, accumulate_bytes: i
                 per_point_min = per_point if per_point_min is None else min(per_point_min,
                                                                             per_point)
                 tile = min(P, shared_limit // per_point)
-                if tile < 1:
-                    continue
-                key = (min(tile, cap), -nct, rows, tile)
-                if best is None or key > best[0]:
-                    best = (key, dict(tile=tile, rows=rows, cols=cols, col_tiles=nct),
-                            per_point, 0)
-        if best is None:
+                if tile >= 1:
+                    cands.append((tile, rows, cols, nct, per_point))
+        if not cands:
             raise _too_large(packed, kind, per_point_min, 0, item, shared_limit)
+        tile, rows, cols, nct, per_point = cands[0]
+        if not (nct == 1 and rows >= so and tile >= cap):  # the whole field pair does not fit
+            cost = _forward_cost(packed)
+            tile, rows, cols, nct, per_point = min(cands, key=lambda c: cost(*c[:4]))
+        best = (None, dict(tile=tile, rows=rows, cols=cols, col_tiles=nct), per_point, 0)
     else:
         per_point_min = fixed_min = None
         for rows in _row_chunks(so):
