@@ -17,7 +17,9 @@
 #   3. benchmarks/bench_gpu.py, if present (JSON written next to the log);
 #   4. compute-sanitizer memcheck and racecheck over the GPU test subset (tests/test_cupy_gpu.py
 #      with CuPy's memory pool off, so that memcheck sees every buffer's real bounds), when
-#      compute-sanitizer is on PATH (or in $CUDA_HOME/bin, /usr/local/cuda/bin); otherwise a
+#      compute-sanitizer is on PATH (the 3D-sized random plans and the 120-channel × 343-point
+#      field pair are left out there: too slow under racecheck; test_tiled_60_channel_field
+#      covers the tiled kernels) (or in $CUDA_HOME/bin, /usr/local/cuda/bin); otherwise a
 #      line says it was skipped. Up to 6 more minutes; SANITIZE=0 skips it.
 # Everything printed goes to $OUT/gpu_check-<time>.txt if OUT is set, else ./gpu_results/.
 # Exit status: 0 only if the GPU tests passed (and ran), the benchmark finished and the
@@ -170,7 +172,8 @@ else
     RUN_GPU_TESTS='import sys, cupy, pytest
 cupy.cuda.set_allocator(None)
 cupy.cuda.set_pinned_memory_allocator(None)
-sys.exit(pytest.main(["-m", "gpu", "-q", "-x", "-rs", "-p", "no:cacheprovider", "tests/test_cupy_gpu.py"]))'
+sys.exit(pytest.main(["-m", "gpu", "-q", "-x", "-rs", "-p", "no:cacheprovider",
+                     "-k", "not random_big_block_plans and not 343_points", "tests/test_cupy_gpu.py"]))'
     for TOOL in memcheck racecheck; do
         echo "--- $TOOL"
         timeout 180 "$SANITIZER" --tool "$TOOL" --target-processes all \

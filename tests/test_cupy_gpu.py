@@ -178,3 +178,62 @@ def test_plan_memory(cupy):
     L = network()[0]
     ex = cb.CupyExpander(L.plan, np.float32)
     assert 0 < ex.device_bytes < L.dense(np.float32).nbytes
+
+
+# ---- 3D-sized plans (irreps to 13, fields to 120 with dense Q, P to 343) ------------------------
+
+def _plan_reference(plan, W, G):
+    from cupysteer.backends.numpy_backend import NumpyExpander
+    ex = NumpyExpander(plan, np.float64)
+    K = ex.expand(W.astype(np.float64)).reshape(len(W), -1)
+    g = ex.adjoint(G.astype(np.float64).reshape((len(G), plan.out_size, plan.in_size)
+                                                + plan.filter_shape))
+    return K, g
+
+
+def _check_plan(cupy, plan, dtype, batch=2, seed=0):
+    dtype = np.dtype(dtype)
+    tol = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 5e-5}[dtype]
+    ex = cb.CupyExpander(plan, dtype)
+    rng = np.random.default_rng(seed)
+    W = rng.standard_normal((batch, plan.dim)).astype(dtype)
+    G = rng.standard_normal((batch, ex.packed.filter_size)).astype(dtype)
+    K, g = _plan_reference(plan, W, G)
+    out = ex.expand(cupy.asarray(W)).get()
+    assert rel_err(out, K) < tol
+    gw = ex.adjoint(cupy.asarray(G)).get()
+    assert rel_err(gw, g) < tol
+    np.testing.assert_array_equal(ex.adjoint(cupy.asarray(G)).get(), gw)  # deterministic
+    return ex
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.filter_too_much,
+                                                                 HealthCheck.too_slow])
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_random_big_block_plans(cupy, data, dtype):
+    from _plan_strategies import build_plan, plan_specs
+    plan = build_plan(**data.draw(plan_specs(max_dim=9, big_dims=(13,), max_field=60,
+                                             max_channels=90, max_points=343)))
+    if plan.dim:
+        _check_plan(cupy, plan, dtype, seed=data.draw(st.integers(0, 99)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tiled_60_channel_field(cupy, dtype):
+    """A 60-channel field with dense Q (8 points): too wide for one tile, so rows are chunked
+    / columns tiled (small enough for compute-sanitizer, scripts/gpu_check.sh)."""
+    from cupysteer.packed import launch_config
+    from test_kernels_large_blocks import icosahedral_like
+    ex = _check_plan(cupy, icosahedral_like((2, 2, 2), copies=1, extra=(13,)), dtype)
+    cfg = launch_config(ex.packed, "forward", 2, np.dtype(dtype).itemsize)
+    assert cfg.rows < ex.packed.max_out_size or cfg.col_tiles > 1
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_120_channel_field_pair_343_points(cupy, dtype):
+    from test_kernels_large_blocks import icosahedral_like
+    ex = _check_plan(cupy, icosahedral_like((7, 7, 7)), dtype, batch=1)
+    W = cupy.asarray(np.ones((1, ex.packed.dim), np.float32))
+    if dtype == np.float32:
+        h = ex.expand(W, out_dtype="float16")
+        np.testing.assert_array_equal(h.get(), ex.expand(W).get().astype(np.float16))

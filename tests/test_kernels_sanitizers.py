@@ -114,6 +114,47 @@ def test_kernels_clean_under_sanitizer(sanitizer):
     print(f"\n[sanitizers] {sanitizer}: clean, {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
 
+def _tiled_cases():
+    """3D-sized plans (13-dimensional irreps, dense Q) with shared-memory limits that force
+    the tiled layouts: row chunks straddled by blocks, column tiles, adjoint weight passes."""
+    from _plan_strategies import build_plan
+    counts = {(a, b): 1 + (a + 2 * b) % 3 for a in range(4) for b in range(4)}
+    chunky = build_plan([1, 13, 5, 3], [[1, 0, 2], [3, 3, 2]], [False, False], [0, 1], [1, 0],
+                        counts, (2, 2, 2), seed=11)
+    passes = build_plan([1, 13, 3], [[1, 1, 0, 2], [0, 0, 0]], [False, False], [0], [1],
+                        {(1, 0): 30, (1, 2): 7, (0, 0): 3, (2, 2): 4}, (2, 2, 2), seed=6)
+    return [(chunky, 2048, lambda f, a: f.rows < 32 and f.col_tiles > 1 and a.rows < 32),
+            (passes, 512, lambda f, a: a.passes > 1)]
+
+
+@pytest.mark.parametrize("sanitizer", SANITIZERS)
+def test_tiled_layouts_clean_under_sanitizer(sanitizer):
+    reason = _skip_reason(sanitizer)
+    if reason:
+        pytest.skip(reason)
+    from cupysteer.backends.numpy_backend import NumpyExpander
+    for plan, limit, expect in _tiled_cases():
+        for dtype in (np.float32, np.float64):
+            ex = H.CpuExpander(plan, dtype, sanitizer=sanitizer, half_module=True,
+                               shared_limit=limit * np.dtype(dtype).itemsize // 4)
+            rng = np.random.default_rng(1)
+            W = rng.standard_normal((2, plan.dim)).astype(dtype)
+            out = ex.expand(W)
+            fcfg = ex.last_config
+            ref = NumpyExpander(plan).expand(W.astype(np.float64)).reshape(2, -1)
+            tol = 1e-12 if dtype == np.float64 else 5e-5
+            assert rel_err(out, ref) < tol
+            G = rng.standard_normal(out.shape)
+            gw = ex.adjoint(G.astype(dtype))
+            assert expect(fcfg, ex.last_config), (fcfg, ex.last_config)
+            gref = NumpyExpander(plan).adjoint(G.reshape((2, plan.out_size, plan.in_size)
+                                                         + plan.filter_shape))
+            assert rel_err(gw, gref) < tol
+            if dtype == np.float32:
+                np.testing.assert_array_equal(ex.expand(W, out_dtype="float16"),
+                                              out.astype(np.float16))
+
+
 def test_asan_reports_shared_memory_overrun():
     """Positive control: the forward launched with one tile's worth of shared memory too
     little writes past the buffer; ASan must say so (and the worker is restarted)."""
