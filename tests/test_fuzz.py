@@ -207,3 +207,20 @@ def test_emulated_kernels_match_numpy(data, dtype, batch, seed, tiles, kind):
     gw = ex.adjoint(view(Gr, kind))
     assert not np.isnan(gw).any()
     assert rel_err(gw, reference_adjoint(Ls, Gr)) < tol
+
+
+@needs_gxx
+@fuzz(3)
+@given(data=st.data(), dtype=dtypes, batch=st.integers(1, 2),
+       limit=st.sampled_from([None, None, 8 * 1024, 3 * 1024]))
+def test_emulated_kernels_on_3d_sized_plans(data, dtype, batch, limit):
+    """Random plans straight from the plan contract: irreps up to 13, fields up to 90 channels
+    with dense Q, P up to 343, any filter_shape; the forced shared-memory limits exercise the
+    row chunks, column tiles and weight passes (tests/test_kernels_large_blocks.py)."""
+    from _plan_strategies import build_plan, plan_specs
+    from test_kernels_large_blocks import affordable, check
+    plan = build_plan(**data.draw(plan_specs(max_dim=13, big_dims=(13,), max_field=60,
+                                             max_channels=90, max_points=343, max_count=8),
+                                  label="plan"))
+    assume(plan.dim > 0 and affordable([plan], limit))
+    check([plan], dtype, batch, data.draw(seeds, label="seed"), limit)
