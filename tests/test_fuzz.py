@@ -30,6 +30,8 @@ from cupysteer.packed import pack_plans
 from _helpers import (GROUPS, TOL, build, conjugate, grid_symmetries, group, point_permutation,
                       pool, reference_adjoint, reference_forward, rel_err)
 from cuda_emulation import harness as H
+from _plan_strategies import build_plan, plan_specs
+from test_kernels_large_blocks import affordable, check as check_plans
 
 settings.register_profile(
     "ci", max_examples=50, deadline=None, print_blob=True,
@@ -217,10 +219,8 @@ def test_emulated_kernels_on_3d_sized_plans(data, dtype, batch, limit):
     """Random plans straight from the plan contract: irreps up to 13, fields up to 90 channels
     with dense Q, P up to 343, any filter_shape; the forced shared-memory limits exercise the
     row chunks, column tiles and weight passes (tests/test_kernels_large_blocks.py)."""
-    from _plan_strategies import build_plan, plan_specs
-    from test_kernels_large_blocks import affordable, check
     plan = build_plan(**data.draw(plan_specs(max_dim=13, big_dims=(13,), max_field=60,
                                              max_channels=90, max_points=343, max_count=8),
                                   label="plan"))
     assume(plan.dim > 0 and affordable([plan], limit))
-    check([plan], dtype, batch, data.draw(seeds, label="seed"), limit)
+    check_plans([plan], dtype, batch, data.draw(seeds, label="seed"), limit)
