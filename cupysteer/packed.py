@@ -72,7 +72,8 @@ class PackedPlan:
     max_out_size: int
     max_in_size: int
     max_fieldpair_weights: int
-    template_ptr: np.ndarray = None  # (n_templates + 1,) int64: template t is blocks[ptr[t]:ptr[t+1]]
+    # (n_templates + 1,) int64: template t is blocks[template_ptr[t]:template_ptr[t + 1]]
+    template_ptr: np.ndarray = None
 
     @property
     def num_fieldpairs(self) -> int:

@@ -62,7 +62,8 @@ def build_plan(irrep_dims, reps, identity, out_fields, in_fields, counts, filter
                     if counts.get((to, ti), 0) > 0 and (to, ti) not in tau_of:
                         tau_of[(to, ti)] = len(taus)
                         taus.append((to, ti))
-    pair_shape = np.array([(irrep_dims[a], irrep_dims[b]) for a, b in taus], np.int64).reshape(-1, 2)
+    pair_shape = np.array([(irrep_dims[a], irrep_dims[b]) for a, b in taus],
+                          np.int64).reshape(-1, 2)
     pair_count = np.array([counts[t] for t in taus], np.int64)
     sizes = pair_count * pair_shape.prod(1) * P
     pair_offset = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
