@@ -101,6 +101,21 @@ def resolve_rings_sigma(k: int, d: int, rings, sigma, max_radius: float):
     return rings, sig
 
 
+def evaluate_cutoffs(fco, rings, what: str = "frequency") -> tuple:
+    """fco(r) on every ring as finite floats (a clear error for a junk callable result)."""
+    cut = []
+    for r in rings:
+        raw = fco(float(r))
+        a = np.asarray(raw) if not isinstance(raw, (str, bytes)) else np.asarray(math.nan)
+        c = float(a) if a.ndim == 0 and a.dtype.kind in "iuf" else math.nan
+        if not math.isfinite(c):
+            raise ValueError(f"frequencies_cutoff: the cut-off of the ring at radius {r:g} is "
+                             f"{raw!r}; it must be a finite {what} (the callable must "
+                             f"return a finite float for every ring)")
+        cut.append(c)
+    return tuple(cut)
+
+
 def resolve_settings(kernel_size: int, dilation: int = 1, rings=None, sigma=None,
                      frequencies_cutoff=None, maximum_offset=None,
                      points: np.ndarray | None = None) -> BasisSettings:
@@ -115,18 +130,7 @@ def resolve_settings(kernel_size: int, dilation: int = 1, rings=None, sigma=None
     if points is not None:
         max_radius = float(np.hypot(points[:, 0], points[:, 1]).max())
     rings, sig = resolve_rings_sigma(k, d, rings, sigma, max_radius)
-    fco = _resolve_cutoff(frequencies_cutoff, k)
-    cut = []
-    for r in rings:
-        raw = fco(float(r))
-        a = np.asarray(raw) if not isinstance(raw, (str, bytes)) else np.asarray(math.nan)
-        c = float(a) if a.ndim == 0 and a.dtype.kind in "iuf" else math.nan
-        if not math.isfinite(c):
-            raise ValueError(f"frequencies_cutoff: the cut-off of the ring at radius {r:g} is "
-                             f"{raw!r}; it must be a finite frequency (the callable must "
-                             f"return a finite float for every ring)")
-        cut.append(c)
-    cut = tuple(cut)
+    cut = evaluate_cutoffs(_resolve_cutoff(frequencies_cutoff, k), rings, "frequency")
     if maximum_offset is not None:
         maximum_offset = _check_int(maximum_offset, "maximum_offset", 0)
     return BasisSettings(tuple(float(r) for r in rings), tuple(float(s) for s in sig), cut,

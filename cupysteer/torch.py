@@ -348,6 +348,17 @@ class _SteerableConvNd(nn.Module):
         pads = [p for p in reversed(self.padding) for _ in range(2)]
         return F.pad(x, pads, mode=self.padding_mode), 0
 
+    @torch.no_grad()
+    def _export(self, conv_cls):
+        filt, bias = self._fresh(), self._expanded_bias()
+        conv = conv_cls(self.in_type.size, self.out_type.size, self.kernel_size, self.stride,
+                        self.padding, self.dilation, bias=bias is not None,
+                        padding_mode=self.padding_mode, device=filt.device, dtype=filt.dtype)
+        conv.weight.copy_(filt)
+        if bias is not None:
+            conv.bias.copy_(bias)
+        return conv.train(self.training)
+
     def extra_repr(self):
         s = (f"{self.in_type} -> {self.out_type}, kernel_size={self.kernel_size}, "
              f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
@@ -383,17 +394,9 @@ class SteerableConv2d(_SteerableConvNd):
         x, padding = self._padded(x)
         return F.conv2d(x, filt, bias, self.stride, padding, self.dilation)
 
-    @torch.no_grad()
     def export(self) -> nn.Conv2d:
         """A plain ``torch.nn.Conv2d`` with the expanded filter and bias (same outputs)."""
-        filt, bias = self._fresh(), self._expanded_bias()
-        conv = nn.Conv2d(self.in_type.size, self.out_type.size, self.kernel_size, self.stride,
-                         self.padding, self.dilation, bias=bias is not None,
-                         padding_mode=self.padding_mode, device=filt.device, dtype=filt.dtype)
-        conv.weight.copy_(filt)
-        if bias is not None:
-            conv.bias.copy_(bias)
-        return conv.train(self.training)
+        return self._export(nn.Conv2d)
 
 
 class SteerableConv3d(_SteerableConvNd):
@@ -418,17 +421,9 @@ class SteerableConv3d(_SteerableConvNd):
         x, padding = self._padded(x)
         return F.conv3d(x, filt, bias, self.stride, padding, self.dilation)
 
-    @torch.no_grad()
     def export(self) -> nn.Conv3d:
         """A plain ``torch.nn.Conv3d`` with the expanded filter and bias (same outputs)."""
-        filt, bias = self._fresh(), self._expanded_bias()
-        conv = nn.Conv3d(self.in_type.size, self.out_type.size, self.kernel_size, self.stride,
-                         self.padding, self.dilation, bias=bias is not None,
-                         padding_mode=self.padding_mode, device=filt.device, dtype=filt.dtype)
-        conv.weight.copy_(filt)
-        if bias is not None:
-            conv.bias.copy_(bias)
-        return conv.train(self.training)
+        return self._export(nn.Conv3d)
 
 
 class SteerableConvTranspose2d(_SteerableConvNd):

@@ -19,7 +19,8 @@ import math
 
 import numpy as np
 
-from ..settings import BasisSettings, _check_int, _fco_policy, resolve_rings_sigma
+from ..settings import (BasisSettings, _check_int, _fco_policy, evaluate_cutoffs,
+                        resolve_rings_sigma)
 
 __all__ = ["grid_points3", "resolve_settings3"]
 
@@ -77,16 +78,7 @@ def resolve_settings3(kernel_size: int, dilation: int = 1, rings=None, sigma=Non
         max_radius = float(np.linalg.norm(points, axis=1).max())
     rings, sig = resolve_rings_sigma(k, d, rings, sigma, max_radius)
     cut_fn = _resolve_cutoff3(frequencies_cutoff, k)
-    cut = []
-    for R in rings:
-        raw = cut_fn(float(R))
-        a = np.asarray(raw) if not isinstance(raw, (str, bytes)) else np.asarray(math.nan)
-        c = float(a) if a.ndim == 0 and a.dtype.kind in "iuf" else math.nan
-        if not math.isfinite(c):
-            raise ValueError(f"frequencies_cutoff: the band-limit of the shell at radius {R:g} "
-                             f"is {raw!r}; it must be a finite degree (the callable must return "
-                             f"a finite float for every ring)")
-        cut.append(c)
+    cut = evaluate_cutoffs(cut_fn, rings, "degree")
     L = int(max(cut))
     if L > 64:
         raise ValueError(f"frequencies_cutoff: harmonic degree {L} is far beyond what a "
