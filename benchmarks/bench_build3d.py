@@ -26,6 +26,10 @@ time, which does not count time spent descheduled on a loaded machine):
   threads 1), escnn ``R3Conv.expand_parameters()`` under no_grad with torch.set_num_threads(1).
 
 Ratios are escnn / cupysteer (larger = cupysteer better).
+
+Cost (2-core machine): the escnn side of all configs takes ~11 minutes (cold fullocta_regular_k3
+alone 1-3 minutes) and escnn's ico_regular_k5 process peaks at ~11 GiB resident memory (its
+float32 padded basis alone is 1.9 GiB); leave that config out on a small machine.
 """
 from __future__ import annotations
 
@@ -345,6 +349,19 @@ def make_escnn_table(results):
                      + [line(row) for row in rows])
 
 
+def source_state(pkg_dir):
+    """git HEAD of the checkout and whether the package differs from it (the measured code)."""
+    state = {"head": None, "dirty": None}
+    try:
+        run = lambda *a: subprocess.run(["git", "-C", pkg_dir, *a], capture_output=True,  # noqa
+                                        text=True, check=True).stdout.strip()
+        state["head"] = run("rev-parse", "--short", "HEAD")
+        state["dirty"] = bool(run("status", "--porcelain", "--", "."))
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return state
+
+
 def machine_info():
     model = None
     try:
@@ -412,15 +429,17 @@ def main(argv=None):
           + " (escnn: also torch.set_num_threads(1))")
 
     cs_reason = "--no-cupysteer" if args.no_cupysteer else None
-    ce = None
+    ce, cs_source = None, None
     if cs_reason is None:
         ce, cs_reason = cupysteer_api()
     if ce is None:
         print(f"cupysteer: skipped ({cs_reason})")
     else:
         import cupysteer
+        cs_source = source_state(os.path.dirname(cupysteer.__file__))
         print(f"cupysteer {getattr(cupysteer, '__version__', '?')} from "
-              f"{os.path.dirname(cupysteer.__file__)}")
+              f"{os.path.dirname(cupysteer.__file__)} (git HEAD {cs_source['head']}, package "
+              f"{'modified' if cs_source['dirty'] else 'unmodified'} vs HEAD)")
     es_python, es_reason = (None, "--no-escnn") if args.no_escnn else find_escnn_python(args)
     if es_python is None:
         print(f"escnn: skipped ({es_reason})")
@@ -476,6 +495,7 @@ def main(argv=None):
                        "threads": {v: os.environ[v] for v in THREAD_VARS},
                        "args": {k: v for k, v in vars(args).items() if k != "cupysteer_child"},
                        "cupysteer_skipped": None if ce is not None else cs_reason,
+                       "cupysteer_source": cs_source,
                        "escnn_python": es_python, "total_seconds": total,
                        "configs": results}, fh, indent=1)
         print(f"wrote {args.json}")
