@@ -177,8 +177,8 @@ def sample_pair_basis3(in_irrep, out_irrep, settings: BasisSettings,
         shells = [i for i, cut in enumerate(settings.cutoff_per_ring) if l <= cut]
         if len(c) == 0 or not shells:
             continue
-        ang = np.einsum("tabm,pm->tabp", c, Y[l])
-        norm2 = np.einsum("tabp,sp->ts", ang * ang, radial[shells] ** 2) / do
+        ang = (c.reshape(-1, 2 * l + 1) @ Y[l].T).reshape(len(c), do, di, P)
+        norm2 = (ang * ang).reshape(len(c), do * di, P).sum(1) @ (radial[shells] ** 2).T / do
         norm2[norm2 < 1e-15] = 0.0
         scale = np.sqrt(norm2)
         scale[(scale < 1e-6) | ~np.isfinite(scale)] = 1.0
