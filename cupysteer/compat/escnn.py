@@ -213,13 +213,15 @@ class R3ConvBasis(LayerBasis):
     sigma=…, frequencies_cutoff=…)`` with its weight order and ``(C_out, C_in, k, k, k)``
     filter (spatial axes (−z, −y, x)).
 
+    ``cache``: as :class:`~cupysteer.LayerBasis` (None: the process-wide memory + disk cache;
+    False: build everything afresh, like escnn's ``recompute=True``).
     ``.dim`` is escnn's parameter count; ``.expand(weights)`` ((dim,) or (b, dim), dtype kept),
     ``.expand_bias(bias)``, ``.adjoint(filter_grad)`` and ``.he_std()`` behave as in
     :class:`~cupysteer.LayerBasis` (``.basis`` is that LayerBasis: this object).
     """
 
     def __init__(self, in_type, out_type, kernel_size: int, dilation: int = 1, rings=None,
-                 sigma=None, frequencies_cutoff=None):
+                 sigma=None, frequencies_cutoff=None, cache=None):
         for name, t in (("in_type", in_type), ("out_type", out_type)):
             if not isinstance(t, _FieldType):
                 raise ValueError(f"{name} must be a FieldType (cupysteer.compat.escnn."
@@ -232,7 +234,7 @@ class R3ConvBasis(LayerBasis):
                 or kernel_size < 1):
             raise ValueError(f"kernel_size must be a positive int, got {kernel_size!r}")
         super().__init__(in_type, out_type, kernel_size, dilation, rings, sigma,
-                         frequencies_cutoff)
+                         frequencies_cutoff, cache=cache)
 
     @property
     def basis(self) -> LayerBasis:
