@@ -54,6 +54,10 @@ LAYERS = [  # name, group, N, fields, multiplicity, kernel size
     ("D4 regular x24 5x5", "D", 4, "regular", 24, 5),
     ("SO2 irreps 0-3 x8 7x7", "SO2", 3, "irreps:3", 8, 7),
     ("C8 regular x64 7x7", "C", 8, "regular", 64, 7),
+    # groups acting on R³ (filters k×k×k)
+    ("O regular x4 5x5x5", "O", 0, "regular", 4, 5),
+    ("I regular x2 3x3x3", "I", 0, "regular", 2, 3),
+    ("SO3 irreps 0-3 x4 7x7x7", "SO3", 3, "irreps:3", 4, 7),
 ]
 # 10-layer C8 network: (in fields, out fields, kernel size); 'trivial:3' = an RGB input
 NETWORK = [("trivial:3", "regular:16", 7), ("regular:16", "regular:16", 5),
@@ -67,7 +71,11 @@ NETWORK = [("trivial:3", "regular:16", 7), ("regular:16", "regular:16", 5),
 
 def group(kind, N):
     import cupysteer as cs
-    return {"C": cs.CyclicGroup, "D": cs.DihedralGroup, "SO2": cs.SO2}[kind](N)
+    from cupysteer import r3
+    if kind in ("O", "I"):
+        return {"O": r3.Octahedral, "I": r3.Icosahedral}[kind]()
+    return {"C": cs.CyclicGroup, "D": cs.DihedralGroup, "SO2": cs.SO2,
+            "SO3": r3.SO3}[kind](N)
 
 
 def field_type(G, fields, mult):
