@@ -65,12 +65,14 @@ Every malformed spelling raises :class:`ValueError` that lists the accepted spel
 """
 from __future__ import annotations
 
-import ast
-import math
 import re
 
 from ._base import GroupBase
 from .field_type import FieldType
+from .fields_spec3 import format_field3, format_group3, parse_field3, parse_group3
+from .fields_spec_common import (FIELD_SPELLINGS, FIELD_SPELLINGS_3D, GROUP_SPELLINGS,
+                                 GROUP_SPELLINGS_3D, NUM, field_error, group_error, int_arg,
+                                 parse_axis, parse_nonneg_int)
 from .groups import (DEFAULT_AXIS, DEFAULT_MAXIMUM_FREQUENCY, CyclicGroup, DihedralGroup,
                      FlipGroup, O2, PlanarGroup, SO2)
 from .representation import Representation
@@ -80,162 +82,56 @@ __all__ = ["GROUP_SPELLINGS", "FIELD_SPELLINGS", "GROUP_SPELLINGS_3D", "FIELD_SP
            "parse_fields", "parse_field_type", "format_group", "format_field",
            "format_field_type"]
 
-GROUP_SPELLINGS = ("C<N> (e.g. C8), D<N> (e.g. D4), D<N>:axis=<radians>, SO2, SO2:<max "
-                   "frequency>, O2, O2:<max frequency>[:axis=<radians>], flip, "
-                   "flip:axis=<radians>, trivial")
-FIELD_SPELLINGS = ("regular, trivial, irrep:k, irrep:j,k, quotient:M, quotient:None,M, "
-                   "quotient:a,M; comma-separated, repeated with regular*4 or 4*regular")
-
-GROUP_SPELLINGS_3D = ("SO3, SO3:<max degree>, O3, O3:<max degree>, O (octahedral), Oh, I "
-                      "(icosahedral), Ih, C<N>z (e.g. C8z), SO2z[:<F>], D<N>z[:axis=<radians>], "
-                      "O2z[:<F>][:axis=<radians>], conical<N>[:axis=<radians>], "
-                      "conicalO2[:<F>][:axis=<radians>], cyl<N>, cylSO2[:<F>], "
-                      "fullcyl<N>[:axis=<radians>], fullcylO2[:<F>][:axis=<radians>], inv, "
-                      "mir[:axis=<radians>], trivial3")
-FIELD_SPELLINGS_3D = ("trivial, regular, std, irrep:<escnn id> (irrep:l for SO3, irrep:j,l for "
-                      "O3, irrep:-1 for O, irrep:a,<id of H> for Oh/Ih/cyl/fullcyl, or the tuple "
-                      "irrep:((1,),(-1,),0)), quotient:<escnn subgroup id> (e.g. "
-                      "quotient:(False,4)); comma-separated, repeated with regular*4 or 4*regular")
-
-_NUM = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
-_AXIS = re.compile(rf"^axis=({_NUM})$")
-
-
-def _group_error(spec, why=""):
-    why = f" ({why})" if why else ""
-    return ValueError(f"unknown group {spec!r}{why}; accepted: {GROUP_SPELLINGS}; acting on "
-                      f"R³: {GROUP_SPELLINGS_3D}")
-
-
-def _parse_axis(part: str, spec: str) -> float:
-    m = _AXIS.match(part.strip().lower())
-    if not m:
-        raise _group_error(spec, f"expected axis=<radians>, got {part!r}")
-    a = float(m.group(1))
-    if not math.isfinite(a):
-        raise _group_error(spec, "the axis must be finite")
-    return a
-
-
-def _parse_nonneg_int(text: str, spec: str, what: str) -> int:
-    if not re.fullmatch(r"\d+", text.strip()):
-        raise _group_error(spec, f"{what} must be an integer >= 0, got {text!r}")
-    return int(text)
-
 
 def parse_group(spec) -> PlanarGroup:
     """The group named by ``spec`` (see the module docstring); a group passes through."""
     if isinstance(spec, GroupBase):
         return spec
     if not isinstance(spec, str) or not spec.strip():
-        raise _group_error(spec, "empty")
+        raise group_error(spec, "empty")
     parts = [p.strip() for p in spec.strip().split(":")]
     head = parts[0].lower().replace("(", "").replace(")", "")
     rest = parts[1:]
-    g3 = _parse_group3(head, rest, spec)
+    g3 = parse_group3(head, rest, spec)
     if g3 is not None:
         return g3
     m = re.fullmatch(r"([cd])(\d+)", head)
     if m:
         N = int(m.group(2))
         if N < 1:
-            raise _group_error(spec, "the rotation order N must be >= 1")
+            raise group_error(spec, "the rotation order N must be >= 1")
         if m.group(1) == "c":
             if rest:
-                raise _group_error(spec, "C<N> takes no options")
+                raise group_error(spec, "C<N> takes no options")
             return CyclicGroup(N)
         if len(rest) > 1:
-            raise _group_error(spec, "D<N> takes at most axis=<radians>")
-        return DihedralGroup(N, _parse_axis(rest[0], spec) if rest else DEFAULT_AXIS)
+            raise group_error(spec, "D<N> takes at most axis=<radians>")
+        return DihedralGroup(N, parse_axis(rest[0], spec) if rest else DEFAULT_AXIS)
     if head in ("so2", "o2"):
         mf, axis = DEFAULT_MAXIMUM_FREQUENCY, DEFAULT_AXIS
         for p in rest:
             if p.lower().startswith("axis"):
                 if head == "so2":
-                    raise _group_error(spec, "SO2 has no reflection axis")
-                axis = _parse_axis(p, spec)
+                    raise group_error(spec, "SO2 has no reflection axis")
+                axis = parse_axis(p, spec)
             else:
-                mf = _parse_nonneg_int(p, spec, "the maximum frequency")
+                mf = parse_nonneg_int(p, spec, "the maximum frequency")
         return SO2(mf) if head == "so2" else O2(mf, axis)
     if head == "flip":
         if len(rest) > 1:
-            raise _group_error(spec, "flip takes at most axis=<radians>")
-        return FlipGroup(_parse_axis(rest[0], spec) if rest else DEFAULT_AXIS)
+            raise group_error(spec, "flip takes at most axis=<radians>")
+        return FlipGroup(parse_axis(rest[0], spec) if rest else DEFAULT_AXIS)
     if head == "trivial":
         if rest:
-            raise _group_error(spec, "trivial takes no options")
+            raise group_error(spec, "trivial takes no options")
         return CyclicGroup(1)
-    raise _group_error(spec)
-
-
-# (head pattern, constructor name, N from the pattern?, options: F (max frequency) / axis)
-_GROUPS3 = [(r"so3", "SO3", False, "F"), (r"o3", "O3", False, "F"), (r"o", "Octahedral", False, ""),
-            (r"oh", "FullOctahedral", False, ""), (r"i", "Icosahedral", False, ""),
-            (r"ih", "FullIcosahedral", False, ""), (r"c(\d+)z", "RotationsZ", True, ""),
-            (r"so2z", "RotationsZ", None, "F"), (r"d(\d+)z", "DihedralZ", True, "axis"),
-            (r"o2z", "DihedralZ", None, "F axis"), (r"conical(\d+)", "Conical", True, "axis"),
-            (r"conicalo2", "Conical", None, "F axis"), (r"cyl(\d+)", "Cylindrical", True, ""),
-            (r"cylso2", "Cylindrical", None, "F"), (r"fullcyl(\d+)", "FullCylindrical", True, "axis"),
-            (r"fullcylo2", "FullCylindrical", None, "F axis"), (r"inv", "Inversion", False, ""),
-            (r"mir", "Mirror", False, "axis"), (r"trivial3", "Trivial3", False, "")]
-
-
-def _parse_group3(head: str, rest: list, spec: str):
-    """A group acting on R³, or None when ``head`` is no 3D spelling."""
-    for pattern, cls, with_n, options in _GROUPS3:
-        m = re.fullmatch(pattern, head)
-        if m:
-            break
-    else:
-        return None
-    from . import r3
-    args, kw = [], {}
-    if with_n is not None and with_n:
-        args.append(int(m.group(1)))
-    elif with_n is None:
-        args.append(-1)
-    for p in rest:
-        if p.lower().startswith("axis") and "axis" in options:
-            kw["axis"] = _parse_axis(p, spec)
-        elif "F" in options and not p.lower().startswith("axis"):
-            kw["maximum_frequency"] = _parse_nonneg_int(p, spec, "the maximum frequency")
-        else:
-            allowed = {"": "no options", "F": "only :<max frequency>",
-                       "axis": "only :axis=<radians>"}.get(options, ":<max frequency> and "
-                                                                  ":axis=<radians>")
-            raise _group_error(spec, f"{spec.split(':')[0].strip()} takes {allowed}")
-    try:
-        return getattr(r3, cls)(*args, **kw)
-    except ValueError as exc:
-        raise _group_error(spec, str(exc)) from None
-
-
-def _format_group3(group) -> str:
-    kind = group.kind
-    axis = getattr(group, "axis", DEFAULT_AXIS)
-    axis = "" if axis == DEFAULT_AXIS else f":axis={axis!r}"
-    if kind in ("SO3", "O3"):
-        return f"{kind}:{group.maximum_frequency}"
-    if kind in ("O", "Oh", "I", "Ih"):
-        return kind
-    simple = {"inv": "inv", "trivial": "trivial3", "mirror": f"mir{axis}"}
-    if kind in simple:
-        return simple[kind]
-    finite = {"CN": "C{}z", "DN": "D{}z", "conical": "conical{}", "cyl": "cyl{}",
-              "fullcyl": "fullcyl{}"}
-    continuous = {"CN": "SO2z", "DN": "O2z", "conical": "conicalO2", "cyl": "cylSO2",
-                  "fullcyl": "fullcylO2"}
-    if kind not in finite:
-        raise ValueError(f"no spelling for group {group!r}")
-    if group.N == -1:
-        return f"{continuous[kind]}:{group.maximum_frequency}{axis}"
-    return finite[kind].format(group.N) + axis
+    raise group_error(spec)
 
 
 def format_group(group) -> str:
     """The spelling of ``group`` that :func:`parse_group` reads back."""
     if group.space_dimension == 3:
-        return _format_group3(group)
+        return format_group3(group)
     axis = "" if group.reflection_axis == DEFAULT_AXIS else f":axis={group.reflection_axis!r}"
     if isinstance(group, CyclicGroup):
         return f"C{group.N}"
@@ -251,21 +147,6 @@ def format_group(group) -> str:
 
 
 # ---- fields ----------------------------------------------------------------------------
-def _field_error(spec, group, why=""):
-    why = f" ({why})" if why else ""
-    gname = f" of {group.name}" if group is not None else ""
-    accepted = (FIELD_SPELLINGS_3D if getattr(group, "space_dimension", 2) == 3
-                else FIELD_SPELLINGS)
-    return ValueError(f"unknown field {spec!r}{gname}{why}; accepted: {accepted}")
-
-
-def _int_arg(text, spec, group, what):
-    t = text.strip()
-    if not re.fullmatch(r"[+-]?\d+", t):
-        raise _field_error(spec, group, f"{what} must be an integer, got {t!r}")
-    return int(t)
-
-
 def _args(body: str) -> list[str]:
     body = body.strip()
     if body.startswith("(") and body.endswith(")"):
@@ -276,72 +157,31 @@ def _args(body: str) -> list[str]:
 def _irrep_id(group, args, spec):
     if group.has_reflections and not isinstance(group, FlipGroup):
         if len(args) != 2:
-            raise _field_error(spec, group, f"{group.name} irreps are irrep:j,k (flip "
+            raise field_error(spec, group, f"{group.name} irreps are irrep:j,k (flip "
                                             f"frequency j, frequency k)")
     elif len(args) != 1:
-        raise _field_error(spec, group, f"{group.name} irreps are irrep:k")
-    return tuple(_int_arg(a, spec, group, "an irrep index") for a in args)
+        raise field_error(spec, group, f"{group.name} irreps are irrep:k")
+    return tuple(int_arg(a, spec, group, "an irrep index") for a in args)
 
 
 def _subgroup_id(group, args, spec):
     if isinstance(group, (CyclicGroup, FlipGroup, SO2)):
         if len(args) != 1:
-            raise _field_error(spec, group, f"{group.name} quotients are quotient:M")
-        return _int_arg(args[0], spec, group, "M")
+            raise field_error(spec, group, f"{group.name} quotients are quotient:M")
+        return int_arg(args[0], spec, group, "M")
     if len(args) != 2:
-        raise _field_error(spec, group, f"{group.name} quotients are quotient:None,M or "
+        raise field_error(spec, group, f"{group.name} quotients are quotient:None,M or "
                                         f"quotient:a,M")
     a, M = args
-    M = _int_arg(M, spec, group, "M")
+    M = int_arg(M, spec, group, "M")
     if a.lower() == "none":
         return (None, M)
     if isinstance(group, O2):
         try:
             return (float(a), M)
         except ValueError:
-            raise _field_error(spec, group, f"a must be None or an angle, got {a!r}") from None
-    return (_int_arg(a, spec, group, "a"), M)
-
-
-def _literal(text, spec, group, what):
-    try:
-        return ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        raise _field_error(spec, group, f"{what} must be Python literals, got {text!r}") from None
-
-
-def _irrep_id3(group, body, spec):
-    body = body.strip()
-    if body.startswith("("):
-        ident = _literal(body, spec, group, "irrep ids")
-        return ident if isinstance(ident, tuple) else (ident,)
-    ints = [_int_arg(a, spec, group, "an irrep index") for a in body.split(",")]
-    if hasattr(group, "factor"):  # C2 × H: inversion sign a, then H's id
-        if len(ints) < 2:
-            raise _field_error(spec, group, f"{group.name} irreps are irrep:a,<id of "
-                                            f"{group.factor.name}> (a = 0 or 1)")
-        return ((ints[0],), tuple(ints[1:]), 0)
-    return tuple(ints)
-
-
-def _subgroup_id3(group, body, spec):
-    body = body.strip()
-    if body.startswith("("):
-        return _literal(body, spec, group, "subgroup ids")
-    vals = tuple(_literal(a, spec, group, "subgroup ids") for a in body.split(","))
-    return vals[0] if len(vals) == 1 else vals
-
-
-def _parse_field3(group, kind, body, s):
-    if kind in ("regular", "trivial", "std", "standard") and not body:
-        return (group.regular_representation if kind == "regular" else
-                group.trivial_representation if kind == "trivial" else
-                group.standard_representation)
-    if kind == "irrep" and body:
-        return group.irrep(*_irrep_id3(group, body, s)).representation
-    if kind == "quotient" and body:
-        return group.quotient_representation(_subgroup_id3(group, body, s))
-    raise _field_error(s, group)
+            raise field_error(spec, group, f"a must be None or an angle, got {a!r}") from None
+    return (int_arg(a, spec, group, "a"), M)
 
 
 def parse_field(group: PlanarGroup, spec: str) -> Representation:
@@ -349,7 +189,7 @@ def parse_field(group: PlanarGroup, spec: str) -> Representation:
     if isinstance(spec, Representation):
         return spec
     if not isinstance(spec, str) or not spec.strip():
-        raise _field_error(spec, group, "empty")
+        raise field_error(spec, group, "empty")
     s = spec.strip()
     while s.startswith("(") and s.endswith(")"):
         s = s[1:-1].strip()
@@ -357,7 +197,7 @@ def parse_field(group: PlanarGroup, spec: str) -> Representation:
     kind = kind.strip().lower()
     try:
         if group.space_dimension == 3:
-            return _parse_field3(group, kind, body, s)
+            return parse_field3(group, kind, body, s)
         if kind in ("regular", "trivial") and not body:
             return (group.regular_representation if kind == "regular"
                     else group.trivial_representation)
@@ -368,13 +208,13 @@ def parse_field(group: PlanarGroup, spec: str) -> Representation:
     except ValueError as exc:
         if str(exc).startswith("unknown field"):
             raise
-        raise _field_error(s, group, str(exc)) from None
-    raise _field_error(s, group)
+        raise field_error(s, group, str(exc)) from None
+    raise field_error(s, group)
 
 
 _REPEAT = re.compile(r"^\s*(?:(\d+)\s*\*\s*(.+?)|(.+?)\s*\*\s*(\d+))\s*$")
 # a token that continues the previous field's arguments ("irrep:1", "1" -> "irrep:1,1")
-_CONTINUATION = re.compile(rf"^\s*(?:{_NUM}|none)\)?\s*(?:\*\s*\d+)?\s*$", re.IGNORECASE)
+_CONTINUATION = re.compile(rf"^\s*(?:{NUM}|none)\)?\s*(?:\*\s*\d+)?\s*$", re.IGNORECASE)
 
 
 def _split_fields(spec: str) -> list[str]:
@@ -408,24 +248,24 @@ def parse_fields(group: PlanarGroup, spec) -> list[Representation]:
         items = list(spec)
     elif isinstance(spec, str):
         if not spec.strip():
-            raise _field_error(spec, group, "empty")
+            raise field_error(spec, group, "empty")
         items = _split_fields(spec)
     else:
-        raise _field_error(spec, group, "expected a string")
+        raise field_error(spec, group, "expected a string")
     reps: list[Representation] = []
     for item in items:
         if isinstance(item, Representation):
             reps.append(item)
             continue
         if not isinstance(item, str) or not item.strip():
-            raise _field_error(spec, group, "empty field in the list")
+            raise field_error(spec, group, "empty field in the list")
         m = _REPEAT.match(item)
         count, body = 1, item
         if m:
             count = int(m.group(1) or m.group(4))
             body = m.group(2) or m.group(3)
             if count < 1:
-                raise _field_error(item, group, "the repetition count must be >= 1")
+                raise field_error(item, group, "the repetition count must be >= 1")
         reps += [parse_field(group, body)] * count
     return reps
 
@@ -440,7 +280,7 @@ def format_field(rep: Representation) -> str:
     """The spelling of one field (``rep.name`` when it has no spelling)."""
     name = rep.name
     if rep.group.space_dimension == 3:
-        return _format_field3(rep)
+        return format_field3(rep)
     if name == "regular":
         return "regular"
     if name.startswith("irrep_"):
@@ -451,23 +291,6 @@ def format_field(rep: Representation) -> str:
     m = re.fullmatch(r"quotient\[\(?([^,\]]+?)(?:, ?([^\)\]]+))?\)?\]", name)
     if m:
         return "quotient:" + ",".join(x for x in m.groups() if x is not None)
-    return name
-
-
-def _format_field3(rep: Representation) -> str:
-    name = rep.name
-    if name in ("regular", "standard"):
-        return {"regular": "regular", "standard": "std"}[name]
-    if name.startswith("quotient[") and name.endswith("]"):
-        return "quotient:" + name[len("quotient["):-1].replace(" ", "")
-    if len(rep.irreps) == 1 and name == rep.irreps[0].name and rep.is_identity_basis:
-        psi = rep.irreps[0]
-        if psi.is_trivial:
-            return "trivial"
-        ident = psi.id
-        if hasattr(rep.group, "factor"):
-            ident = (ident[0][0],) + tuple(ident[1])
-        return "irrep:" + ",".join(map(str, ident))
     return name
 
 
