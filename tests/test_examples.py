@@ -57,3 +57,25 @@ def test_jax_functional(capsys):
     acc, err = load("jax_functional").main(["--quick"])
     assert err < 1e-4 and 0 <= acc <= 1
     assert "invariance error" in capsys.readouterr().out
+
+
+def test_torch_rotated_volumes(tmp_path, capsys):
+    pytest.importorskip("torch", reason="examples/torch_rotated_volumes.py needs PyTorch")
+    pytest.importorskip("cupysteer.torch", reason="cupysteer.torch is not importable")
+    mod = load("torch_rotated_volumes")
+    v = np.random.default_rng(0).normal(size=(2, 1, 6, 6, 6))
+    for g in mod.r3.Octahedral().elements():  # exact voxel permutations, g⁻¹ = gᵀ
+        np.testing.assert_array_equal(mod.rotate(mod.rotate(v, g), g.T), v)
+    results = mod.main(["--quick", "--outdir", str(tmp_path)])
+    assert set(results) == {"steerable O CNN", "plain CNN"}
+    keys = {"parameters", "canonical_accuracy", "rotated_accuracy", "invariance_error",
+            "logit_scale", "seconds"}
+    for r in results.values():
+        assert set(r) == keys
+        assert 0 <= r["canonical_accuracy"] <= 1 and 0 <= r["rotated_accuracy"] <= 1
+    s, p = results["steerable O CNN"], results["plain CNN"]
+    # invariant under the 24 cube rotations by construction: float32 round-off
+    assert s["invariance_error"] < 1e-4 * max(1.0, s["logit_scale"])
+    assert 0.5 < s["parameters"] / p["parameters"] < 2  # comparable parameter counts
+    out = capsys.readouterr().out
+    assert "test accuracy canonical" in out and "invariance error under the 24 rotations" in out
