@@ -192,6 +192,7 @@ def _cg_complex(j1: int, m1: int, j2: int, m2: int, J: int) -> float:
     return math.copysign(math.sqrt(num / (f(n + 1) * f(n) ** 2)), total)
 
 
+@lru_cache(maxsize=None)
 def _U(l: int) -> np.ndarray:
     """Real→complex change of basis U_l (rows complex m, columns real m, index offset l)."""
     U = np.zeros((2 * l + 1, 2 * l + 1), dtype=complex)
@@ -202,6 +203,7 @@ def _U(l: int) -> np.ndarray:
         U[l + f, l - f] = (-1) ** f * 1j * r
         U[l - f, l + f] = r
         U[l + f, l + f] = (-1) ** f * r
+    U.setflags(write=False)
     return U
 
 
