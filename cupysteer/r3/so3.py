@@ -161,35 +161,43 @@ def wigner_D(l: int, R) -> np.ndarray:
 
 
 @lru_cache(maxsize=None)
-def _factorial(n: int) -> int:
-    return math.factorial(n)
+def _factorials(n: int) -> tuple:
+    """(0!, 1!, …, n!) as exact integers."""
+    return tuple(math.factorial(i) for i in range(n + 1))
 
 
-def _cg_complex(j1: int, m1: int, j2: int, m2: int, J: int) -> float:
-    """Condon–Shortley ⟨j1 m1 j2 m2 | J m1+m2⟩ by Racah's formula in exact integer arithmetic:
+def _cg_complex_table(j1: int, j2: int, J: int) -> dict:
+    """Condon–Shortley ⟨j1 m1 j2 m2 | J m1+m2⟩ for every (m1, m2) with |m1+m2| ≤ J, by Racah's
+    formula in exact integer arithmetic:
 
         sqrt((2J+1)(J+j1-j2)!(J-j1+j2)!(j1+j2-J)!/(j1+j2+J+1)! · (J+M)!(J-M)!(j1±m1)!(j2±m2)!)
         · Σ_k (-1)^k / (k!(j1+j2-J-k)!(j1-m1-k)!(j2+m2-k)!(J-j2+m1+k)!(J-j1-m2+k)!)
 
     The six factorial arguments sum to n = j1+j2+J, so n!/(…) is an integer (multinomial) and
-    the squared coefficient is a ratio of integers, divided once (correctly rounded)."""
-    f = _factorial
-    M = m1 + m2
-    if abs(M) > J:
-        return 0.0
+    each squared coefficient is a ratio of integers, divided once (correctly rounded).
+    Returns {(m1, m2): value} (zeros omitted)."""
     n = j1 + j2 + J
-    kmin = max(0, j2 - J - m1, j1 - J + m2)
-    kmax = min(j1 + j2 - J, j1 - m1, j2 + m2)
-    total = 0
-    for k in range(kmin, kmax + 1):
-        den = f(k) * f(j1 + j2 - J - k) * f(j1 - m1 - k) * f(j2 + m2 - k) * f(J - j2 + m1 + k) \
-            * f(J - j1 - m2 + k)
-        total += (-1) ** k * (f(n) // den)
-    if total == 0:
-        return 0.0
-    num = (2 * J + 1) * f(J + j1 - j2) * f(J - j1 + j2) * f(j1 + j2 - J) * f(J + M) * f(J - M) \
-        * f(j1 - m1) * f(j1 + m1) * f(j2 - m2) * f(j2 + m2) * total * total
-    return math.copysign(math.sqrt(num / (f(n + 1) * f(n) ** 2)), total)
+    F = _factorials(n + 1)
+    Fn = F[n]
+    const = (2 * J + 1) * F[J + j1 - j2] * F[J - j1 + j2] * F[j1 + j2 - J]
+    denom = F[n + 1] * Fn * Fn
+    out = {}
+    for m1 in range(-j1, j1 + 1):
+        for m2 in range(max(-j2, -J - m1), min(j2, J - m1) + 1):
+            M = m1 + m2
+            kmin = max(0, j2 - J - m1, j1 - J + m2)
+            kmax = min(j1 + j2 - J, j1 - m1, j2 + m2)
+            total, sign = 0, (-1) ** kmin
+            for k in range(kmin, kmax + 1):
+                total += sign * (Fn // (F[k] * F[j1 + j2 - J - k] * F[j1 - m1 - k]
+                                        * F[j2 + m2 - k] * F[J - j2 + m1 + k]
+                                        * F[J - j1 - m2 + k]))
+                sign = -sign
+            if total:
+                num = const * F[J + M] * F[J - M] * F[j1 - m1] * F[j1 + m1] * F[j2 - m2] \
+                    * F[j2 + m2] * total * total
+                out[m1, m2] = math.copysign(math.sqrt(num / denom), total)
+    return out
 
 
 @lru_cache(maxsize=None)
@@ -210,9 +218,8 @@ def _U(l: int) -> np.ndarray:
 @lru_cache(maxsize=None)
 def _clebsch_gordan(l1: int, l2: int, J: int) -> np.ndarray:
     cg = np.zeros((2 * l1 + 1, 2 * l2 + 1, 2 * J + 1))
-    for m1 in range(-l1, l1 + 1):
-        for m2 in range(max(-l2, -J - m1), min(l2, J - m1) + 1):
-            cg[m1 + l1, m2 + l2, m1 + m2 + J] = _cg_complex(l1, m1, l2, m2, J)
+    for (m1, m2), v in _cg_complex_table(l1, l2, J).items():
+        cg[m1 + l1, m2 + l2, m1 + m2 + J] = v
     # contract one index at a time: Σ_m1 U1[m1,a] Σ_m2 U2[m2,b] Σ_M' cg[m1,m2,M'] conj(UJ[M',M])
     n1, n2, nJ = cg.shape
     T = (cg.reshape(n1 * n2, nJ) @ _U(J).conj()).reshape(n1, n2 * nJ)  # (m1, m2 M)
