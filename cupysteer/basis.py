@@ -19,7 +19,7 @@ import numpy as np
 
 from ._memory import check_host
 from .field_type import FieldType
-from .pair_basis import PairBasis, sample_pair_basis
+from .pair_basis import PairBasis, sample_pair_bases, sample_pair_basis
 from .plan import ExpansionPlan
 from .settings import BasisSettings, grid_points, resolve_settings
 from .r3.settings import grid_points3, resolve_settings3
@@ -74,6 +74,26 @@ def _irrep_offset_table(ftype: FieldType) -> np.ndarray:
     for f, r in enumerate(reps):
         table[f, :len(r.irreps)] = r.irrep_offsets
     return table
+
+
+def _join(arrays) -> np.ndarray:
+    """The arrays' values concatenated (raveled); without a copy when they are adjacent
+    C-contiguous float64 views of one 1-D buffer (as :func:`sample_pair_bases` makes them)."""
+    parts = [a for a in arrays if a.size]
+    base = parts[0].base if parts else None
+    if (base is not None and isinstance(base, np.ndarray) and base.ndim == 1
+            and base.dtype == np.float64 and base.flags.c_contiguous
+            and all(a.base is base and a.dtype == np.float64 and a.flags.c_contiguous
+                    for a in parts)):
+        start = (parts[0].ctypes.data - base.ctypes.data) // 8
+        pos = start
+        for a in parts:
+            if (a.ctypes.data - base.ctypes.data) // 8 != pos:
+                break
+            pos += a.size
+        else:
+            return base[start:pos]
+    return np.concatenate([np.ravel(a) for a in arrays]) if arrays else np.zeros(0)
 
 
 class EmptyBasisError(ValueError):
@@ -190,9 +210,28 @@ class LayerBasis:
         starts = np.cumsum([0] + [len(r) for r in rings])
         return {k: pos[starts[i]:starts[i + 1]] for i, k in enumerate(keys)}, len(ring)
 
+    def _prefetch_pairs(self, gin, gout):
+        """R³: sample every irreps pair of the layer at once, in first-use order, so that their
+        values are consecutive views of one buffer that becomes the plan's ``basis``."""
+        tin, tout = self.in_type, self.out_type
+        pairs = {}
+        for in_name, out_name in sorted((a, b) for a in gin for b in gout):
+            for pin in tin.representations[gin[in_name][0]].irreps:
+                for pout in tout.representations[gout[out_name][0]].irreps:
+                    if (pin, pout) not in self._pairs:
+                        pairs.setdefault((pin, pout), None)
+        pairs = list(pairs)
+        if self._cache is not None:
+            got = self._cache.pair_bases(pairs, self.settings, self.points)
+        else:
+            got = sample_pair_bases(pairs, self.settings, self.points)
+        self._pairs.update(zip(pairs, got))
+
     def _build(self):
         tin, tout = self.in_type, self.out_type
         gin, gout = _group_fields(tin, "in_type"), _group_fields(tout, "out_type")
+        if tin.group.space_dimension == 3:
+            self._prefetch_pairs(gin, gout)
         taus: dict = {}  # irreps pairs τ in first-use order
         segs = []  # (out fields, in fields, oo, ii, tau, weights (n_fields, n_tau))
         self.weight_blocks = []  # e2cnn layout: (in_name, out_name, lo, hi, n_out, n_in, d)
@@ -258,7 +297,7 @@ class LayerBasis:
         return ExpansionPlan(
             out_size=tout.size, in_size=tin.size, num_points=P, dim=self.dim,
             filter_shape=self.filter_shape,
-            basis=np.concatenate([pb.values.ravel() for pb in pbs]),
+            basis=_join([pb.values for pb in pbs]),
             pair_shape=shapes, pair_count=counts,
             pair_offset=np.concatenate([[0], np.cumsum(sizes)[:-1]]),
             block_pair=bpair, block_row=brow, block_col=bcol,

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .pair_basis import PairBasis, sample_pair_basis
+from .pair_basis import PairBasis, sample_pair_bases, sample_pair_basis
 
 __all__ = ["BasisCache", "default_cache", "CACHE_VERSION"]
 
@@ -100,6 +100,34 @@ class BasisCache:
             self.disk_hits += 1
         with self._lock:
             return self._pairs.setdefault(key, pb)
+
+    def pair_bases(self, pairs, settings, points) -> list:
+        """:meth:`pair_basis` for several pairs; the misses are sampled together
+        (:func:`~cupysteer.pair_basis.sample_pair_bases`: one buffer for groups on R³)."""
+        keys = [pair_key(a, b, settings, points) for a, b in pairs]
+        out = [None] * len(pairs)
+        missing = []
+        for i, ((a, b), key) in enumerate(zip(pairs, keys)):
+            with self._lock:
+                hit = self._pairs.get(key)
+            if hit is not None:
+                self.hits += 1
+                out[i] = hit
+                continue
+            pb = self._load(key, a, b, len(points))
+            if pb is None:
+                missing.append(i)
+            else:
+                self.disk_hits += 1
+                with self._lock:
+                    out[i] = self._pairs.setdefault(key, pb)
+        sampled = sample_pair_bases([pairs[i] for i in missing], settings, points)
+        for i, pb in zip(missing, sampled):
+            self.misses += 1
+            self._store(keys[i], pb)
+            with self._lock:
+                out[i] = self._pairs.setdefault(keys[i], pb)
+        return out
 
     def _path(self, key: str) -> Path:
         return self.directory / f"pair-v{CACHE_VERSION}-{hashlib.sha256(key.encode()).hexdigest()[:40]}.npz"

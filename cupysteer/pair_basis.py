@@ -21,7 +21,7 @@ from .harmonics import evaluate_angular, pair_harmonics
 from .irreps import Irrep
 from .settings import BasisSettings, polar
 
-__all__ = ["PairBasis", "sample_pair_basis"]
+__all__ = ["PairBasis", "sample_pair_basis", "sample_pair_bases"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -105,3 +105,14 @@ def sample_pair_basis(in_irrep: Irrep, out_irrep: Irrep, settings: BasisSettings
                     h.offset[sel][kept], scale[kept])
     _readonly(out.values, out.ring, out.frequency, out.gamma, out.s, out.offset, out.scale)
     return out
+
+
+def sample_pair_bases(pairs, settings: BasisSettings, points: np.ndarray) -> list:
+    """:func:`sample_pair_basis` of several (in_irrep, out_irrep) pairs of one group. For groups
+    acting on R³ the values are consecutive views of one buffer, in the order given (see
+    :func:`cupysteer.r3.pair_basis.sample_pair_bases3`)."""
+    pairs = list(pairs)
+    if pairs and pairs[0][0].group.space_dimension == 3:
+        from .r3.pair_basis import sample_pair_bases3
+        return sample_pair_bases3(pairs, settings, points)
+    return [sample_pair_basis(a, b, settings, points) for a, b in pairs]

@@ -168,3 +168,19 @@ def test_r3_errors_name_the_argument():
         LayerBasis(t, t, 3, rings=[4.0])
     with pytest.raises(ValueError, match="one group"):
         LayerBasis(t, FieldType(r3.O3(), [r3.O3().irrep(0, 1).representation]), 3)
+
+
+def test_plan_basis_shares_the_sampled_buffer():
+    """R³ layers sample all irreps pairs into one buffer that the plan uses without a copy;
+    the pair values are read-only views of it and the plan still validates."""
+    basis = fx.layer("so3_vec_tensor_k5", cache=False)
+    plan = basis.plan
+    assert not plan.basis.flags.writeable
+    offset = 0
+    for tau, pair in enumerate(basis.irreps_pairs):
+        pb = basis.pair_basis(*pair)
+        assert np.shares_memory(pb.values, plan.basis)
+        np.testing.assert_array_equal(plan.pair_values(tau), pb.values)
+        assert plan.pair_offset[tau] == offset
+        offset += pb.values.size
+    assert offset == plan.basis.size

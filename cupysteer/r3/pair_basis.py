@@ -35,7 +35,7 @@ from .._memory import check_host
 from ..pair_basis import PairBasis, _readonly
 from ..settings import BasisSettings
 
-__all__ = ["harmonic_coefficients", "sample_pair_basis3"]
+__all__ = ["harmonic_coefficients", "sample_pair_basis3", "sample_pair_bases3"]
 
 _NULL_TOL = 1e-7
 
@@ -153,13 +153,10 @@ def _sampled_harmonics(settings: BasisSettings, points: np.ndarray):
     return _sampled_harmonics_cached(settings, points.shape, points.tobytes())
 
 
-def sample_pair_basis3(in_irrep, out_irrep, settings: BasisSettings,
-                       points: np.ndarray) -> PairBasis:
-    """Sample, normalise and filter the basis of one irreps pair on ``points`` (P, 3).
-
-    Returned as a :class:`~cupysteer.pair_basis.PairBasis` whose ``frequency`` is the harmonic
-    degree l, ``s`` the coefficient-tensor index t, ``ring`` the shell; ``gamma`` and
-    ``offset`` are 0 (planar notions)."""
+def _layout(in_irrep, out_irrep, settings: BasisSettings, points: np.ndarray) -> tuple:
+    """Everything but the sampled values: (parts, n) with parts = [(l, angular (m, do, di, P),
+    shells, scale (m, s), kept (m, s))] and n kept elements. Norms come from Σ_ab ang² and
+    the radial profiles squared, without forming the elements."""
     do, di, P = out_irrep.dim, in_irrep.dim, len(points)
     L = settings.maximum_frequency
     coeffs = [harmonic_coefficients(in_irrep, out_irrep, l) for l in range(L + 1)]
@@ -170,21 +167,25 @@ def sample_pair_basis3(in_irrep, out_irrep, settings: BasisSettings,
                        f"({n_total} shell × harmonic elements on {P} points)",
                "use fewer rings, a lower frequencies_cutoff or a smaller kernel_size")
     Y, radial = _sampled_harmonics(settings, np.ascontiguousarray(points, np.float64))
-    # norms first (from Σ_ab ang² and radial², without forming the elements), then one pass
-    # writing only the kept elements, already normalised
-    parts = []  # (l, angular (m, do, di, P), shells, scale (m, s), kept (m, s))
+    parts = []
     for l, c in enumerate(coeffs):
         shells = [i for i, cut in enumerate(settings.cutoff_per_ring) if l <= cut]
         if len(c) == 0 or not shells:
             continue
         ang = (c.reshape(-1, 2 * l + 1) @ Y[l].T).reshape(len(c), do, di, P)
-        norm2 = (ang * ang).reshape(len(c), do * di, P).sum(1) @ (radial[shells] ** 2).T / do
+        flat = ang.reshape(len(c), do * di, P)
+        norm2 = np.einsum("tkp,tkp->tp", flat, flat) @ (radial[shells] ** 2).T / do
         norm2[norm2 < 1e-15] = 0.0
         scale = np.sqrt(norm2)
         scale[(scale < 1e-6) | ~np.isfinite(scale)] = 1.0
         parts.append((l, ang, np.asarray(shells), scale, norm2 / scale ** 2 > 1e-2))
-    n = sum(int(k.sum()) for *_, k in parts)
-    vals = np.empty((n, do, di, P))
+    return parts, sum(int(k.sum()) for *_, k in parts)
+
+
+def _fill(in_irrep, out_irrep, settings, points, layout, vals: np.ndarray) -> PairBasis:
+    """Write the kept, normalised elements of ``layout`` into ``vals`` (n, do, di, P)."""
+    parts, n = layout
+    _, radial = _sampled_harmonics(settings, np.ascontiguousarray(points, np.float64))
     ring, degree, index, scales = (np.empty(n, np.int64), np.empty(n, np.int64),
                                    np.empty(n, np.int64), np.empty(n))
     e = 0
@@ -197,4 +198,29 @@ def sample_pair_basis3(in_irrep, out_irrep, settings: BasisSettings,
     out = PairBasis(in_irrep, out_irrep, vals, ring, degree, zeros, index, zeros.copy(),
                     scales)
     _readonly(out.values, out.ring, out.frequency, out.gamma, out.s, out.offset, out.scale)
+    return out
+
+
+def sample_pair_basis3(in_irrep, out_irrep, settings: BasisSettings,
+                       points: np.ndarray) -> PairBasis:
+    """Sample, normalise and filter the basis of one irreps pair on ``points`` (P, 3).
+
+    Returned as a :class:`~cupysteer.pair_basis.PairBasis` whose ``frequency`` is the harmonic
+    degree l, ``s`` the coefficient-tensor index t, ``ring`` the shell; ``gamma`` and
+    ``offset`` are 0 (planar notions)."""
+    return sample_pair_bases3([(in_irrep, out_irrep)], settings, points)[0]
+
+
+def sample_pair_bases3(pairs, settings: BasisSettings, points: np.ndarray) -> list:
+    """:func:`sample_pair_basis3` for several (in_irrep, out_irrep) pairs at once: their values
+    are consecutive read-only views of ONE buffer, in the order given, so a layer's plan can
+    use that buffer as its ``basis`` without a copy."""
+    layouts = [_layout(a, b, settings, points) for a, b in pairs]
+    sizes = [n * a.dim * b.dim * len(points) for (a, b), (_, n) in zip(pairs, layouts)]
+    arena = np.empty(sum(sizes))
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    out = []
+    for (a, b), lay, o, size in zip(pairs, layouts, offsets, sizes):
+        vals = arena[o:o + size].reshape(lay[1], b.dim, a.dim, len(points))
+        out.append(_fill(a, b, settings, points, lay, vals))
     return out
