@@ -297,9 +297,13 @@ def expand_bias(basis: LayerBasis, bias):
 
 
 def _tuple(v, n, name):
-    t = tuple(int(a) for a in (v if isinstance(v, (tuple, list)) else (v,) * n))
+    try:
+        t = tuple(int(a) for a in (v if isinstance(v, (tuple, list)) else (v,) * n))
+    except (TypeError, ValueError):
+        t = ()
     if len(t) != n:
-        raise ValueError(f"{name} must be an int or a {n}-tuple of ints, got {v!r}")
+        raise ValueError(f"{name} must be an int or a {n}-tuple of ints, got {v!r} (strings "
+                         f"such as 'same' are not supported: pass kernel_size // 2)")
     return t
 
 

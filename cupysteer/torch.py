@@ -197,6 +197,9 @@ def _tuple(x, n: int, name: str):
     return t
 
 
+# keyword arguments a layer hands to LayerBasis
+_BASIS_SETTINGS = frozenset({"rings", "sigma", "frequencies_cutoff", "maximum_offset", "cache"})
+
 # e2cnn R2Conv state_dict entries that are derived data (dropped when loading a checkpoint)
 _E2CNN_DERIVED = ("filter", "expanded_bias", "bias_expansion", "_basisexpansion.")
 
@@ -216,8 +219,16 @@ class _SteerableConvNd(nn.Module):
         if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
             raise ValueError(f"padding_mode must be 'zeros', 'reflect', 'replicate' or "
                              f"'circular', got {padding_mode!r}")
-        if int(kernel_size) != kernel_size or kernel_size < 1:
-            raise ValueError(f"kernel_size must be a positive int, got {kernel_size!r}")
+        if (isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer))
+                or kernel_size < 1):
+            raise ValueError(f"kernel_size must be a positive int (steerable filters are "
+                             f"cubic/square), got {kernel_size!r}")
+        unknown = sorted(set(basis_settings) - _BASIS_SETTINGS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unsupported keyword(s) {unknown}; basis "
+                            f"settings are {sorted(_BASIS_SETTINGS)} (escnn's groups, "
+                            f"basis_filter and recompute are not supported: see "
+                            f"docs/migrate_from_escnn.md)")
         n = self._ndim
         if in_type.group.space_dimension != n:
             hint = ("SteerableConv3d" if in_type.group.space_dimension == 3 else
@@ -405,11 +416,15 @@ class SteerableConv3d(_SteerableConvNd):
     (−z, −y, x) (``filter[co, ci, a, b, c]`` is the value at x = c − h, y = h − b,
     z = h − a), a cross-correlation with ``torch.nn.functional.conv3d`` semantics; weights
     ordered like escnn's when built from :mod:`cupysteer.compat.escnn` field types. Otherwise
-    as :class:`SteerableConv2d` (eval-mode filter cache, ``expand_parameters``, ``export``)."""
+    as :class:`SteerableConv2d` (eval-mode filter cache, ``expand_parameters``, ``export``).
+
+    Everything after ``kernel_size`` is keyword-only: escnn's ``R3Conv`` takes ``padding`` before
+    ``stride`` positionally and torch's ``Conv3d`` the other way round, so a positional call
+    could silently mean the wrong one."""
 
     _ndim = 3
 
-    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, stride=1,
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, *, stride=1,
                  padding=0, dilation=1, bias: bool = True, padding_mode: str = "zeros",
                  initialize: bool = True, **basis_settings):
         super().__init__(in_type, out_type, kernel_size, stride, padding, dilation, bias,

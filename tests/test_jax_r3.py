@@ -33,8 +33,6 @@ CASES = {"SO3-mixed": so3_mixed, "O3-mixed": o3_mixed, "O-regular": octa_regular
 
 
 def _make(name, k=3):
-    if name == "O-regular" and not hasattr(g3, "Octahedral"):
-        pytest.skip("cupysteer.r3.groups.Octahedral not available yet")
     return cs.LayerBasis(*CASES[name](), k)
 
 

@@ -184,3 +184,16 @@ def test_plan_basis_shares_the_sampled_buffer():
         assert plan.pair_offset[tau] == offset
         offset += pb.values.size
     assert offset == plan.basis.size
+
+
+def test_escnn_cutoff_spellings_and_frequency_cap():
+    """escnn's 'default1' and c = 0.0 are accepted (33 and 9 elements, as escnn 1.0.11);
+    absurd maximum_frequency values fail fast instead of listing 10⁹ irreps."""
+    from cupysteer import FieldType, LayerBasis, r3
+    G = r3.SO3(2)
+    t = FieldType(G, [G.irrep(l).representation for l in range(3)])
+    assert LayerBasis(t, t, 5, frequencies_cutoff="default1", cache=False).dim == 33
+    assert LayerBasis(t, t, 5, frequencies_cutoff=0.0, cache=False).dim == 9
+    with pytest.raises(ValueError, match="maximum_frequency must be between 0 and 64"):
+        r3.SO3(10 ** 9)
+    assert r3.SO3(64).trivial_irrep.is_trivial

@@ -163,20 +163,24 @@ def test_layer_is_equivariant(layer, dtype, tol):
 
 
 def test_not_equivariant_under_elements_outside_the_group():
-    """Sanity check of the test itself: an SO(3) layer from pseudo-scalars is not equivariant
-    to the inversion when the input is treated as O(3) pseudo-scalars."""
-    G = g3.O3(1)
-    tin = cs.FieldType(G, [G.irrep(1, 0).representation])
-    tout = cs.FieldType(G, [G.irrep(0, 0).representation])
-    Gs = g3.SO3(1)
-    m = SteerableConv3d(cs.FieldType(Gs, [Gs.trivial_representation]),
-                        cs.FieldType(Gs, [Gs.trivial_representation]), 3, padding=1).double()
-    x = torch.randn(1, 1, 9, 9, 9, dtype=torch.float64)
-    R, op = OPS["inversion"]
-    with torch.no_grad():
-        err = (m(_act(tin.representation, R, op, x))
-               - _act(tout.representation, R, op, m(x))).abs().max() / m(x).abs().max()
-    assert err > 1e-3
+    """Sanity check of the equivariance test itself: a C4-about-z layer (not SO(3)) is exactly
+    equivariant to Rz(90°) but not to Rx(90°), which is not in the group."""
+    G = g3.RotationsZ(4)
+    t = cs.FieldType(G, [G.regular_representation])
+    m = SteerableConv3d(t, t, 3, padding=1).double()
+    x = torch.randn(1, 4, 9, 9, 9, dtype=torch.float64)
+    rho = t.representation
+    errs = {}
+    for name in ("rz90", "rx90"):
+        R, op = OPS[name]
+        Rz = OPS["rz90"][0]  # ρ is only defined on the group: act with ρ(Rz(90°)) for both
+        with torch.no_grad():
+            y = m(x)
+            errs[name] = float((m(_act(rho, Rz if name == "rx90" else R, op, x))
+                                - _act(rho, Rz if name == "rx90" else R, op, y)).abs().max()
+                               / y.abs().max())
+    assert errs["rz90"] < 1e-12
+    assert errs["rx90"] > 1e-3
 
 
 def test_bias_expansion_exact_after_double():
@@ -189,3 +193,16 @@ def test_bias_expansion_exact_after_double():
     conv = SteerableConv3d(t, t, 3).double()
     assert conv.bias_expansion.dtype == torch.float64
     np.testing.assert_array_equal(conv.bias_expansion.numpy(), conv.basis.bias_expansion())
+
+
+def test_escnn_traps_raise_clear_errors():
+    """Positional stride/padding (escnn and torch disagree on their order), escnn-only keywords
+    and tuple kernel sizes are refused with errors naming the argument."""
+    G = g3.SO3(1)
+    t = cs.FieldType(G, [G.irrep(1).representation])
+    with pytest.raises(TypeError):
+        SteerableConv3d(t, t, 3, 1)  # padding or stride? keyword-only
+    with pytest.raises(TypeError, match="basis_filter"):
+        SteerableConv3d(t, t, 3, basis_filter=lambda d: True)
+    with pytest.raises(ValueError, match="kernel_size"):
+        SteerableConv3d(t, t, (3, 3, 3))

@@ -160,7 +160,7 @@ class Group3(GroupBase):
 
     @property
     def trivial_irrep(self) -> "Irrep3":
-        return self.irreps()[0]
+        return _trivial_irrep(self)
 
     @property
     def trivial_representation(self):
@@ -253,19 +253,30 @@ class Irrep3(IrrepBase):
         return (Irrep3, (self.group, self.id))
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=4096)
 def _irrep_info(group, id):
     return group._info(id)
+
+
+@lru_cache(maxsize=256)
+def _trivial_irrep(group) -> "Irrep3":
+    return Irrep3(group, group._irrep_ids()[0])
 
 
 def _det(mats):
     return np.sign(np.linalg.det(mats))
 
 
+#: largest ``maximum_frequency`` accepted: irreps of degree 64 are 129-dimensional, far beyond
+#: what any k×k×k grid resolves (the basis settings cap the harmonic degree at 64 too)
+MAX_FREQUENCY = 64
+
+
 def _mf(x):
     mf = _pg._int(x, "maximum_frequency")
-    if mf < 0:
-        raise ValueError(f"maximum_frequency must be >= 0, got {mf}")
+    if not 0 <= mf <= MAX_FREQUENCY:
+        raise ValueError(f"maximum_frequency must be between 0 and {MAX_FREQUENCY}, got {mf}; "
+                         f"it only decides which irreps irreps() lists (pass a smaller value)")
     return mf
 
 

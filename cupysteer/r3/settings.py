@@ -5,9 +5,10 @@ r"""Spherical shells, widths, band-limits and k×k×k grids with escnn R3Conv's 
 * sigma: 0.6 per ring, 0.4 on the last, 0.005 on a ring at radius 0; a float is broadcast;
 * band-limit F(R), the largest harmonic degree l kept on the shell of radius R:
 
-  - ``None`` / ``'default'``: :math:`F(R) = \min(2R,\ k/\!/2 - R + 2)` (k//2 undilated);
+  - ``None`` / ``'default'`` / ``'default1'``: :math:`F(R) = \min(2R,\ k/\!/2 - R + 2)`
+    (k//2 undilated);
   - ``'default2'`` / ``'default3'``: the planar "fco2" / "fco3" policies;
-  - a float c > 0: F(R) = c·R; a callable R ↦ F(R) is used as is.
+  - a float c ≥ 0: F(R) = c·R; a callable R ↦ F(R) is used as is.
 
 * harmonic degree L = int(max_R F(R)).
 * grid: point ``a·k² + b·k + c`` is (x, y, z) = ((c − h)d, (h − b)d, (h − a)d), h = (k−1)/2:
@@ -44,21 +45,22 @@ def _default_cutoff(k: int):
 
 def _resolve_cutoff3(frequencies_cutoff, k: int):
     fc = frequencies_cutoff
-    if fc is None or (isinstance(fc, str) and fc == "default"):
+    if fc is None or (isinstance(fc, str) and fc in ("default", "default1")):
         return _default_cutoff(k)
     if isinstance(fc, str):
         if fc in ("default2", "default3"):
             return _fco_policy(int(fc[-1]), k // 2)
         raise ValueError(f"frequencies_cutoff: unknown policy {fc!r}; use None/'default', "
-                         f"'default2', 'default3', a float c > 0 (F(R) = c·R) or a callable")
+                         f"'default1', 'default2', 'default3', a float c >= 0 (F(R) = c·R) "
+                         f"or a callable")
     if callable(fc):
         return fc
     if isinstance(fc, bool) or not isinstance(fc, (int, float, np.integer, np.floating)):
         raise ValueError(f"frequencies_cutoff must be None, a policy name, a float or a "
                          f"callable R -> maximum degree, got {fc!r}")
     c = float(fc)
-    if not math.isfinite(c) or c <= 0:
-        raise ValueError(f"frequencies_cutoff must be a positive float (F(R) = c·R), got "
+    if not math.isfinite(c) or c < 0:
+        raise ValueError(f"frequencies_cutoff must be a float c >= 0 (F(R) = c·R), got "
                          f"{fc!r}")
     return lambda R: c * R
 
