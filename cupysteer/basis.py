@@ -117,7 +117,8 @@ class LayerBasis:
 
     Parameters follow e2cnn's ``R2Conv`` (same defaults, see :mod:`cupysteer.settings`), or
     for groups acting on R³ escnn's ``R3Conv`` (:mod:`cupysteer.r3.settings`);
-    ``points`` (n, 2) samples at arbitrary coordinates instead of the k×k grid.
+    ``points`` (n, 2) — (n, 3) for groups on R³ — samples at arbitrary coordinates instead of
+    the k×k (k×k×k) grid.
     ``cache``: a :class:`~cupysteer.cache.BasisCache`, ``None`` for the process-wide
     :func:`~cupysteer.cache.default_cache`, or ``False`` to build everything afresh.
     """
@@ -332,7 +333,8 @@ class LayerBasis:
         return self._expanders[key]
 
     def expand(self, weights, method: str = "fused", out=None):
-        """Weights (dim,) or (batch, dim) → filter (C_out, C_in, k, k) or (batch, …),
+        """Weights (dim,) or (batch, dim) → filter (C_out, C_in, k, k) (R³: (…, k, k, k)) or
+        (batch, …),
         in the weights' dtype (float32 or float64) and array library: NumPy arrays run the
         NumPy reference, CuPy arrays the CUDA kernels (``method`` 'fused' or 'padded').
         CuPy only: ``out``, a C-contiguous CuPy array of the result's shape and dtype (for

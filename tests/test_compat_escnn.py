@@ -228,3 +228,14 @@ def test_subgroup_filters_refit_exactly(layers, name):
     A = b.dense().reshape(b.dim, -1).T
     w, *_ = np.linalg.lstsq(A, z["filter"].astype(np.float64).ravel(), rcond=None)
     assert np.abs(b.expand(w) - z["filter"]).max() <= 1e-6
+
+
+def test_field_type_sum_keeps_the_gspace():
+    from cupysteer.compat import escnn as e
+    gs = e.octaOnR3()
+    a = e.FieldType(gs, [gs.trivial_repr])
+    b = e.FieldType(gs, [gs.regular_repr])
+    c = a + b
+    assert isinstance(c, e.FieldType) and c.gspace == gs and c.size == 25
+    with pytest.raises(ValueError, match="same gspace"):
+        a + e.FieldType(e.icoOnR3(), [e.icoOnR3().trivial_repr])

@@ -207,6 +207,12 @@ class FieldType(_FieldType):
     def __reduce__(self):
         return (FieldType, (self.gspace, self.representations))
 
+    def __add__(self, other) -> "FieldType":
+        """Concatenation keeps the gspace (as escnn's ``FieldType.__add__``)."""
+        if not isinstance(other, _FieldType) or other.group != self.group:
+            raise ValueError("can only concatenate field types of the same gspace")
+        return FieldType(self.gspace, list(self.representations + other.representations))
+
 
 class R3ConvBasis(LayerBasis):
     """The basis of escnn's ``R3Conv(in_type, out_type, kernel_size, dilation=…, rings=…,
