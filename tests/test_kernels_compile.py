@@ -9,7 +9,8 @@ warning, within its resource budget — without a GPU.
   to cubin for sm_75 (the oldest architecture NVRTC 13 supports), sm_80 and sm_90.
 * The ptxas report (``-Xptxas=-v``) of those compiles: no stack frame, no spills, registers
   within what ``__launch_bounds__`` allows and within a budget of 64, no static shared memory,
-  and the dynamic shared memory of launch_config within 48 KiB for representative layers.
+  and the dynamic shared memory of launch_config within 48 KiB for representative planar and
+  real R³ layers, each CUDA block's footprint (walked from the kernels' layout) within it.
 * nvcc (when the CUDA toolkit is installed): ``-cubin --Werror all-warnings`` for sm_80 and
   sm_90 on a file that instantiates every name expression.
 """
@@ -220,6 +221,77 @@ def representative_layers():
     }
 
 
+def representative_3d_layers():
+    """Real R³ layers (cupysteer.r3): the fields that need launch_config's tiled layouts (the
+    octahedral / icosahedral regular fields, 24, 48 and 60 channels with a dense Q) and the
+    dense SO(3) irreps layers whose one-tile-per-field-pair layout fills the 48 KiB to the
+    last few hundred bytes (irreps 0-3, k = 5, float32: 49000 B forward, 49028 B adjoint)."""
+    import cupysteer as cs
+    from cupysteer import r3
+
+    def layer(G, reps, k, reps_in=None):
+        return cs.LayerBasis(cs.FieldType(G, reps_in or reps), cs.FieldType(G, reps), k)
+
+    O, I, S, Oh, Ih = r3.Octahedral(), r3.Icosahedral(), r3.SO3(3), r3.FullOctahedral(), \
+        r3.FullIcosahedral()
+    so3 = [S.irrep(l).representation for l in range(4)]
+    return {
+        "O regular 5x5x5": layer(O, [O.regular_representation], 5),
+        "I regular 5x5x5": layer(I, [I.regular_representation], 5),
+        "SO3 irreps 0-3 x2 7x7x7": layer(S, so3 * 2, 7),
+        "SO3 irreps 0-3 5x5x5": layer(S, so3, 5),
+        "Oh regular 3x3x3": layer(Oh, [Oh.regular_representation], 3),
+        "Ih regular 3x3x3": layer(Ih, [Ih.regular_representation], 3),
+    }
+
+
+def kernel_shared_bytes(p, kind: str, cfg, item: int) -> int:
+    """The most dynamic shared memory any CUDA block of the launch addresses, walked block by
+    block from the kernels' own layout in kernels/expand.cu (independent of launch_config's
+    per-point accounting): forward, T (so × nd × nx) then, when Q_in ≠ I, one chunk of K̃
+    (nr × si × nx) right after it; adjoint, max_weights accumulators, then K
+    (nr × si × tile) and T (nr × si × nx), nr the rows of G̃ the block's chunk spans. All
+    arrays are of the accumulation type, so there is no alignment padding between them."""
+    fp, blk = p.fieldpairs, p.blocks
+    peak = 0
+    for f in fp:
+        P, so, si = int(f[10]), int(f[1]), int(f[4])
+        b0, b1 = int(f[6]), int(f[7])
+        for y in range(cfg.grid[1]):
+            if kind == "forward":
+                x0, d0 = (y // cfg.col_tiles) * cfg.tile, (y % cfg.col_tiles) * cfg.cols
+                if x0 >= P or d0 >= si:
+                    continue
+                nx, nd = min(cfg.tile, P - x0), min(cfg.cols, si - d0)
+                cells = so * nd * nx
+                if f[5] >= 0:  # Q_in ≠ I: the K̃ chunk after T
+                    cells += max(min(cfg.rows, so - r0) for r0 in range(0, so, cfg.rows)) \
+                        * si * nx
+            else:
+                if b0 == b1:
+                    continue
+                r0 = (y // cfg.passes) * cfg.rows
+                if r0 >= so:
+                    continue
+                rows = blk[b0:b1, 0]
+                if cfg.rows >= so:
+                    cb0, cb1 = b0, b1
+                else:
+                    cb0 = b0 + int(np.searchsorted(rows, r0, side="left"))
+                    cb1 = b0 + int(np.searchsorted(rows, r0 + cfg.rows, side="left"))
+                if cb0 == cb1:
+                    continue
+                ws, we = blk[cb0, 6], blk[cb1 - 1, 6] + blk[cb1 - 1, 4]
+                if ws + (y % cfg.passes) * cfg.max_weights >= we:
+                    continue
+                nr = so if cfg.rows >= so else int(
+                    (blk[cb0:cb1, 0] + blk[cb0:cb1, 2]).max() - blk[cb0, 0])
+                nx = min(cfg.tile, P)
+                cells = cfg.max_weights + nr * si * cfg.tile + nr * si * nx
+            peak = max(peak, cells * item)
+    return peak
+
+
 def test_shared_memory_budget():
     """launch_config's dynamic shared memory plus the kernels' static shared memory stays
     within the 48 KiB a launch may use without opting in, for every kind, dtype and batch."""
@@ -244,6 +316,8 @@ def test_shared_memory_budget():
                         assert cfg.grid[1] == 1
                     assert cfg.grid[2] == batch and cfg.grid[2] <= 65535
                     assert cfg.grid[1] <= 65535
+                    assert kernel_shared_bytes(p, kind, cfg, np.dtype(dtype).itemsize) \
+                        <= cfg.shared_mem
                     if batch == 1:
                         rows.append(f"{name} {np.dtype(dtype).name} {kind}: tile {cfg.tile}, "
                                     f"{cfg.shared_mem} B, grid {cfg.grid}")
@@ -254,6 +328,52 @@ def test_shared_memory_budget():
     for kind in ("forward", "adjoint"):
         with pytest.raises(ValueError, match="65535"):
             launch_config(p, kind, 65536, 4)
+
+
+def test_shared_memory_budget_3d_layers():
+    """The same budget for real R³ layers, whose fields launch_config tiles (row chunks,
+    column tiles, adjoint weight passes): every launch fits the 48 KiB (with the kernels'
+    static shared memory), covers all points, rows and columns, and every CUDA block's
+    shared-memory footprint (walked from the kernels' layout) fits the launch's
+    shared_mem."""
+    static = max(r["smem"] for a in ARCHS for r in ptxas_report(nvrtc_compile("half", a)[0])
+                 .values())
+    rows = []
+    for name, L in representative_3d_layers().items():
+        p = pack_plans([L.plan])
+        for dtype in (np.float32, np.float64):
+            item = np.dtype(dtype).itemsize
+            for kind in ("forward", "adjoint"):
+                for batch in (1, 64):
+                    cfg = launch_config(p, kind, batch, item)
+                    assert cfg.shared_mem + static <= SHARED_MEMORY_LIMIT == 48 * 1024, \
+                        (name, kind, cfg)
+                    assert 1 <= cfg.tile <= p.max_points
+                    assert cfg.block == (THREADS, 1, 1)
+                    assert cfg.grid[0] == p.num_fieldpairs
+                    assert cfg.grid[2] == batch and 1 <= cfg.grid[1] <= 65535
+                    assert 1 <= cfg.rows
+                    if kind == "forward":  # tiles of points × tiles of output columns
+                        assert 1 <= cfg.cols <= p.max_in_size
+                        assert cfg.col_tiles * cfg.cols >= p.max_in_size
+                        assert (cfg.col_tiles - 1) * cfg.cols < p.max_in_size
+                        assert cfg.grid[1] % cfg.col_tiles == 0
+                        tiles = cfg.grid[1] // cfg.col_tiles
+                        assert tiles * cfg.tile >= p.max_points
+                        assert (tiles - 1) * cfg.tile < p.max_points
+                    else:  # chunks of rows × weight passes; the points loop in the block
+                        chunks = -(-p.max_out_size // cfg.rows)
+                        assert cfg.grid[1] == chunks * cfg.passes
+                        assert 1 <= cfg.max_weights and cfg.passes >= 1
+                    used = kernel_shared_bytes(p, kind, cfg, item)
+                    assert 0 < used <= cfg.shared_mem, (name, kind, cfg, used)
+                    if batch == 1:
+                        rows.append(f"{name} {np.dtype(dtype).name} {kind}: tile {cfg.tile}, "
+                                    f"rows {cfg.rows}, cols {cfg.cols}×{cfg.col_tiles}, "
+                                    f"passes {cfg.passes}, {cfg.shared_mem} B "
+                                    f"({SHARED_MEMORY_LIMIT - cfg.shared_mem} B spare, "
+                                    f"kernel uses {used} B), grid {cfg.grid}")
+    print("\n" + "\n".join(rows), file=sys.stderr)
 
 
 # ---- nvcc -------------------------------------------------------------------------------------------

@@ -244,6 +244,43 @@ def test_half_outputs_of_tiled_forward():
     np.testing.assert_array_equal(ex.expand(W, out_dtype="bfloat16"), bf16_round(f32))
 
 
+def real_3d_plans(near_limit=False):
+    """Small real R³ layers (cupysteer.r3) whose launches exercise what the synthetic plans
+    above do, on the plans the library actually builds: SO(3) irreps 0-2 (one tile per
+    field pair, Q = I), the octahedral regular field (24 channels, dense Q; float64's adjoint
+    in chunks of irreps rows) and I_h trivial → regular (a 120-channel output field, one
+    input channel). With ``near_limit``, also SO(3) irreps 0-3, k = 5, whose float32 launches
+    fill the 48 KiB to 152 B (forward) and 124 B (adjoint): the emulated shared memory is
+    exactly the launch's bytes."""
+    import cupysteer as cs
+    from cupysteer import r3
+
+    def layer(G, reps, k, reps_in=None):
+        return cs.LayerBasis(cs.FieldType(G, reps_in or reps), cs.FieldType(G, reps), k).plan
+
+    S, O, Ih = r3.SO3(2), r3.Octahedral(), r3.FullIcosahedral()
+    return [layer(S, [S.irrep(l).representation for l in range(3)], 3),
+            layer(O, [O.regular_representation], 3),
+            layer(Ih, [Ih.regular_representation], 3, [Ih.trivial_representation])] + (
+        [layer(r3.SO3(3), [r3.SO3(3).irrep(l).representation for l in range(4)], 5)]
+        if near_limit else [])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_real_3d_plans(dtype):
+    """Forward and adjoint of real 3D plans, each alone and all three in one packed launch,
+    with the automatic launch configuration, against the NumPy backend."""
+    plans = real_3d_plans(near_limit=True)
+    configs = [check([p], dtype, 1, seed) for seed, p in enumerate(plans)]
+    if np.dtype(dtype) == np.float64:  # the octahedral adjoint is chunked at the default limit
+        assert configs[1][2].rows < plans[1].out_size
+    else:  # SO(3) irreps 0-3, k = 5: one tile of all 125 points, within 48 KiB by < 200 B
+        _, f, a = configs[3]
+        assert f.tile == a.tile == 125
+        assert 0 <= SHARED_MEMORY_LIMIT - max(f.shared_mem, a.shared_mem) < 200
+    check(plans[:3], dtype, 2, 7)
+
+
 # ---- launch_config ---------------------------------------------------------------------------
 
 def test_planar_layers_keep_one_tile_per_field_pair():
