@@ -359,6 +359,13 @@ class _SteerableConvNd(nn.Module):
         pads = [p for p in reversed(self.padding) for _ in range(2)]
         return F.pad(x, pads, mode=self.padding_mode), 0
 
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        filt, bias = self.expand_parameters()
+        x, padding = self._padded(x)
+        conv = F.conv2d if self._ndim == 2 else F.conv3d
+        return conv(x, filt, bias, self.stride, padding, self.dilation)
+
     @torch.no_grad()
     def _export(self, conv_cls):
         filt, bias = self._fresh(), self._expanded_bias()
@@ -399,11 +406,6 @@ class SteerableConv2d(_SteerableConvNd):
         super().__init__(in_type, out_type, kernel_size, stride, padding, dilation, bias,
                          padding_mode, initialize, basis_settings)
 
-    def forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
-        filt, bias = self.expand_parameters()
-        x, padding = self._padded(x)
-        return F.conv2d(x, filt, bias, self.stride, padding, self.dilation)
 
     def export(self) -> nn.Conv2d:
         """A plain ``torch.nn.Conv2d`` with the expanded filter and bias (same outputs)."""
@@ -430,11 +432,6 @@ class SteerableConv3d(_SteerableConvNd):
         super().__init__(in_type, out_type, kernel_size, stride, padding, dilation, bias,
                          padding_mode, initialize, basis_settings)
 
-    def forward(self, x: Tensor) -> Tensor:
-        self._check_input(x)
-        filt, bias = self.expand_parameters()
-        x, padding = self._padded(x)
-        return F.conv3d(x, filt, bias, self.stride, padding, self.dilation)
 
     def export(self) -> nn.Conv3d:
         """A plain ``torch.nn.Conv3d`` with the expanded filter and bias (same outputs)."""
