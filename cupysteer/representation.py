@@ -146,7 +146,10 @@ class Representation:
 
     # ---- evaluation ---------------------------------------------------------------------
     def __call__(self, g) -> np.ndarray:
-        """The (size × size) matrix ρ(g)."""
+        """The (size × size) matrix ρ(g) of one element (a batch: :meth:`evaluate`)."""
+        if self.group.space_dimension == 3 and np.ndim(g) == 3:
+            raise ValueError(f"ρ(g) takes one element (a 3×3 matrix), got an array of shape "
+                             f"{np.shape(g)}; for a batch (n, 3, 3) use .evaluate(batch)")
         return self.evaluate([g])[0]
 
     def evaluate(self, elements) -> np.ndarray:

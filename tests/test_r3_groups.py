@@ -259,3 +259,16 @@ def test_equality_semantics():
     assert SO3(2) == SO3(5) and DihedralZ(4) != Conical(4) and Mirror() != Inversion()
     assert DihedralZ(4, 0.0) != DihedralZ(4) and RotationsZ(4) == RotationsZ(4, 3)
     assert len(SO3(5).irreps()) == 6 and len(O3(1).irreps()) == 4
+
+
+def test_error_hints_for_tuple_ids_and_batched_calls():
+    import numpy as np
+    from cupysteer import r3
+    G = r3.O3()
+    with pytest.raises(ValueError, match=r"did you mean irrep\(\*\(1, 1\)\)"):
+        G.irrep((1, 1))
+    rho = G.irrep(1, 1).representation
+    with pytest.raises(ValueError, match=r"use \.evaluate\(batch\)"):
+        rho(np.stack([np.eye(3)] * 2))
+    np.testing.assert_allclose(rho.evaluate(np.stack([np.eye(3), -np.eye(3)])),
+                               [np.eye(3), -np.eye(3)], atol=1e-14)

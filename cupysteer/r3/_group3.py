@@ -152,7 +152,14 @@ class Group3(GroupBase):
     def irrep(self, *id) -> "Irrep3":
         """The irrep with escnn id ``id`` (e.g. ``SO3().irrep(2)``, ``O3().irrep(1, 1)``,
         ``FullOctahedral().irrep((1,), (-1,), 0)``)."""
-        return Irrep3(self, self._check_id(_as_id(id)))
+        id = _as_id(id)
+        try:
+            return Irrep3(self, self._check_id(id))
+        except ValueError as exc:
+            if len(id) == 1 and isinstance(id[0], tuple):
+                raise ValueError(f"{exc}; the id's entries are separate arguments: did you "
+                                 f"mean irrep(*{id[0]!r})?") from None
+            raise
 
     def irreps(self) -> tuple:
         """All irreps (finite) or those up to ``maximum_frequency``, in escnn's order."""
