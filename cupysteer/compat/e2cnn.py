@@ -19,40 +19,14 @@ import math
 from .. import groups as _g
 from ..basis import LayerBasis
 from ..field_type import FieldType as _FieldType
+from ._gspace import GSpaceBase
 
 __all__ = ["GSpace", "TrivialOnR2", "Rot2dOnR2", "FlipRot2dOnR2", "Flip2dOnR2", "FieldType",
            "R2ConvBasis"]
 
 
-class GSpace:
+class GSpace(GSpaceBase):
     """A group acting on R² (e2cnn's ``GSpace``); ``fibergroup`` is the cupysteer group."""
-
-    def __init__(self, fibergroup: _g.PlanarGroup, name: str):
-        self.fibergroup = fibergroup
-        self.name = name
-
-    def __repr__(self):
-        return self.name
-
-    def __eq__(self, other):
-        return isinstance(other, GSpace) and other.fibergroup == self.fibergroup
-
-    def __hash__(self):
-        return hash(self.fibergroup)
-
-    @property
-    def trivial_repr(self):
-        return self.fibergroup.trivial_representation
-
-    @property
-    def regular_repr(self):
-        return self.fibergroup.regular_representation
-
-    def irrep(self, *id):
-        return self.fibergroup.irrep(*id).representation
-
-    def quotient_repr(self, subgroup_id):
-        return self.fibergroup.quotient_representation(subgroup_id)
 
     def restrict(self, subgroup_id):
         """(subgroup gspace, subgroup) like e2cnn's ``restrict`` (without the maps)."""

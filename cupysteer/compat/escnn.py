@@ -27,6 +27,7 @@ import numpy as np
 from .. import r3 as _r3
 from ..basis import LayerBasis
 from ..field_type import FieldType as _FieldType
+from ._gspace import GSpaceBase
 
 __all__ = ["GSpace3D", "rot3dOnR3", "flipRot3dOnR3", "octaOnR3", "fullOctaOnR3", "icoOnR3",
            "fullIcoOnR3", "rot2dOnR3", "dihedralOnR3", "conicalOnR3", "cylindricalOnR3",
@@ -36,7 +37,7 @@ __all__ = ["GSpace3D", "rot3dOnR3", "flipRot3dOnR3", "octaOnR3", "fullOctaOnR3",
 _AXIS = math.pi / 2
 
 
-class GSpace3D:
+class GSpace3D(GSpaceBase):
     """A group acting on R³ (escnn's ``GSpace3D``); ``fibergroup`` is the cupysteer group
     (:mod:`cupysteer.r3`), ``name`` escnn 1.0.11's (``'<group name>_on_R3'``)."""
 
@@ -45,36 +46,7 @@ class GSpace3D:
     def __init__(self, fibergroup: _r3.Group3, name: str | None = None):
         if not isinstance(fibergroup, _r3.Group3):
             raise ValueError(f"fibergroup must be a group of cupysteer.r3, got {fibergroup!r}")
-        self.fibergroup = fibergroup
-        self.name = name or f"{fibergroup.name}_on_R3"
-
-    def __repr__(self):
-        return self.name
-
-    def __eq__(self, other):
-        return isinstance(other, GSpace3D) and other.fibergroup == self.fibergroup
-
-    def __hash__(self):
-        return hash(self.fibergroup)
-
-    @property
-    def trivial_repr(self):
-        return self.fibergroup.trivial_representation
-
-    @property
-    def regular_repr(self):
-        return self.fibergroup.regular_representation
-
-    def irrep(self, *id):
-        """The irrep with escnn id ``id`` as a representation, e.g. ``irrep(2)`` (SO(3)),
-        ``irrep(1, 1)`` (O(3) vector), ``irrep(-1)`` (octahedral), ``irrep((1,), (2,), 0)``
-        (O_h, I_h and the cylinder groups)."""
-        return self.fibergroup.irrep(*id).representation
-
-    def quotient_repr(self, subgroup_id):
-        """Quotient representation by escnn's subgroup id, e.g. ``(False, 4)`` (octahedral:
-        the 6 cube faces)."""
-        return self.fibergroup.quotient_representation(subgroup_id)
+        super().__init__(fibergroup, name or f"{fibergroup.name}_on_R3")
 
     @property
     def standard_repr(self):
