@@ -20,6 +20,22 @@ class GroupBase:
     #: dimension of the base space the group acts on (2: the plane, 3: R³)
     space_dimension = 2
 
+    def _representations(self):
+        """The module with this kind of group's ``regular_representation(group)`` and
+        ``quotient_representation(group, subgroup_id)``."""
+        raise NotImplementedError
+
+    @property
+    def trivial_representation(self):
+        return self.trivial_irrep.representation
+
+    @property
+    def regular_representation(self):
+        return self._representations().regular_representation(self)
+
+    def quotient_representation(self, subgroup_id):
+        return self._representations().quotient_representation(self, subgroup_id)
+
 
 class IrrepBase:
     """Every real irreducible representation of a cupysteer group."""

@@ -202,18 +202,9 @@ class PlanarGroup(GroupBase):
     def trivial_irrep(self):
         return self.irreps()[0]
 
-    @property
-    def trivial_representation(self):
-        return self.trivial_irrep.representation
-
-    @property
-    def regular_representation(self):
-        from .representation import regular_representation
-        return regular_representation(self)
-
-    def quotient_representation(self, subgroup_id):
-        from .representation import quotient_representation
-        return quotient_representation(self, subgroup_id)
+    def _representations(self):
+        from . import representation
+        return representation
 
     def subgroup(self, subgroup_id) -> "Subgroup":
         """The subgroup with e2cnn's id and its embedding (see :class:`Subgroup`)."""

@@ -169,23 +169,13 @@ class Group3(GroupBase):
     def trivial_irrep(self) -> "Irrep3":
         return _trivial_irrep(self)
 
-    @property
-    def trivial_representation(self):
-        return self.trivial_irrep.representation
-
-    @property
-    def regular_representation(self):
-        from .representations import regular_representation
-        return regular_representation(self)
-
-    def quotient_representation(self, subgroup_id):
-        from .representations import quotient_representation
-        return quotient_representation(self, subgroup_id)
+    def _representations(self):
+        from . import representations
+        return representations
 
     @property
     def standard_representation(self):
-        from .representations import standard_representation
-        return standard_representation(self)
+        return self._representations().standard_representation(self)
 
     def _id_error(self, id, expected):
         return ValueError(f"unknown irrep id {id!r} of {self.name}: expected {expected}")
