@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .pair_basis import PairBasis, sample_pair_bases, sample_pair_basis
+from .pair_basis import PairBasis, sample_pair_bases
 
 __all__ = ["BasisCache", "default_cache", "CACHE_VERSION"]
 
@@ -85,21 +85,9 @@ class BasisCache:
 
     # ---- irreps-pair bases ---------------------------------------------------------------
     def pair_basis(self, in_irrep, out_irrep, settings, points) -> PairBasis:
-        key = pair_key(in_irrep, out_irrep, settings, points)
-        with self._lock:
-            hit = self._pairs.get(key)
-        if hit is not None:
-            self.hits += 1
-            return hit
-        pb = self._load(key, in_irrep, out_irrep, len(points))
-        if pb is None:
-            self.misses += 1
-            pb = sample_pair_basis(in_irrep, out_irrep, settings, points)
-            self._store(key, pb)
-        else:
-            self.disk_hits += 1
-        with self._lock:
-            return self._pairs.setdefault(key, pb)
+        """The sampled basis of one irreps pair: from memory, else from disk, else sampled
+        (and stored)."""
+        return self.pair_bases([(in_irrep, out_irrep)], settings, points)[0]
 
     def pair_bases(self, pairs, settings, points) -> list:
         """:meth:`pair_basis` for several pairs; the misses are sampled together

@@ -154,9 +154,10 @@ def _sampled_harmonics(settings: BasisSettings, points: np.ndarray):
 
 
 def _layout(in_irrep, out_irrep, settings: BasisSettings, points: np.ndarray) -> tuple:
-    """Everything but the sampled values: (parts, n) with parts = [(l, angular (m, do, di, P),
-    shells, scale (m, s), kept (m, s))] and n kept elements. Norms come from Σ_ab ang² and
-    the radial profiles squared, without forming the elements."""
+    """Everything but the sampled values: (parts, n, radial) with parts = [(l, angular
+    (m, do, di, P), shells, scale (m, s), kept (m, s))], n kept elements and the shells'
+    profiles (S, P). Norms come from Σ_ab ang² and the radial profiles squared, without
+    forming the elements."""
     do, di, P = out_irrep.dim, in_irrep.dim, len(points)
     L = settings.maximum_frequency
     coeffs = [harmonic_coefficients(in_irrep, out_irrep, l) for l in range(L + 1)]
@@ -179,13 +180,12 @@ def _layout(in_irrep, out_irrep, settings: BasisSettings, points: np.ndarray) ->
         scale = np.sqrt(norm2)
         scale[(scale < 1e-6) | ~np.isfinite(scale)] = 1.0
         parts.append((l, ang, np.asarray(shells), scale, norm2 / scale ** 2 > 1e-2))
-    return parts, sum(int(k.sum()) for *_, k in parts)
+    return parts, sum(int(k.sum()) for *_, k in parts), radial
 
 
-def _fill(in_irrep, out_irrep, settings, points, layout, vals: np.ndarray) -> PairBasis:
+def _fill(in_irrep, out_irrep, layout, vals: np.ndarray) -> PairBasis:
     """Write the kept, normalised elements of ``layout`` into ``vals`` (n, do, di, P)."""
-    parts, n = layout
-    _, radial = _sampled_harmonics(settings, np.ascontiguousarray(points, np.float64))
+    parts, n, radial = layout
     ring, degree, index, scales = (np.empty(n, np.int64), np.empty(n, np.int64),
                                    np.empty(n, np.int64), np.empty(n))
     e = 0
@@ -216,11 +216,11 @@ def sample_pair_bases3(pairs, settings: BasisSettings, points: np.ndarray) -> li
     are consecutive read-only views of ONE buffer, in the order given, so a layer's plan can
     use that buffer as its ``basis`` without a copy."""
     layouts = [_layout(a, b, settings, points) for a, b in pairs]
-    sizes = [n * a.dim * b.dim * len(points) for (a, b), (_, n) in zip(pairs, layouts)]
+    sizes = [lay[1] * a.dim * b.dim * len(points) for (a, b), lay in zip(pairs, layouts)]
     arena = np.empty(sum(sizes))
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     out = []
     for (a, b), lay, o, size in zip(pairs, layouts, offsets, sizes):
         vals = arena[o:o + size].reshape(lay[1], b.dim, a.dim, len(points))
-        out.append(_fill(a, b, settings, points, lay, vals))
+        out.append(_fill(a, b, lay, vals))
     return out
