@@ -38,23 +38,13 @@ if [ "${1:-}" = "--prepare-wheels" ]; then
     exit $?
 fi
 
-RESULTS="${OUT:-$PWD/gpu_results}"
-mkdir -p "$RESULTS"
-STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
-LOG="$RESULTS/gpu_check-$STAMP.txt"
+. "$REPO/scripts/_common.sh"
+log_setup gpu_check gpu_results
 BENCH_JSON="$RESULTS/bench_gpu-$STAMP.json"
-exec > >(tee -a "$LOG") 2>&1
-START=$SECONDS
-
-export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONDONTWRITEBYTECODE=1
-cd "$REPO"
-
-section() { printf '\n===== %s (t=%ss) =====\n' "$1" "$((SECONDS - START))"; }
 
 section "cupysteer GPU check $STAMP"
 echo "repo: $REPO"
-echo "commit: $(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (+ local changes)')"
+echo "commit: $(commit_id)"
 echo "host: $(hostname)  kernel: $(uname -r)  cpus: $(nproc)"
 echo "python: $(command -v "$PY") $("$PY" --version 2>&1)"
 

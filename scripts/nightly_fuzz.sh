@@ -25,18 +25,8 @@ PROFILE=nightly
 [ "${1:-}" = "--quick" ] && PROFILE=ci
 SANITIZED_PROFILE="${SANITIZED_PROFILE:-ci}"
 
-RESULTS="${OUT:-$PWD/nightly_results}"
-mkdir -p "$RESULTS"
-STAMP="$(date -u +%Y%m%dT%H%M%SZ)"
-LOG="$RESULTS/nightly_fuzz-$STAMP.txt"
-exec > >(tee -a "$LOG") 2>&1
-START=$SECONDS
-
-export PYTHONPATH="$REPO${PYTHONPATH:+:$PYTHONPATH}"
-export PYTHONDONTWRITEBYTECODE=1
-cd "$REPO"
-
-section() { printf '\n===== %s (t=%ss) =====\n' "$1" "$((SECONDS - START))"; }
+. "$REPO/scripts/_common.sh"
+log_setup nightly_fuzz nightly_results
 FAILED=()
 step() {  # step NAME TIMEOUT_S ENV... -- PYTEST_ARGS...
     local name="$1" limit="$2"; shift 2
@@ -51,7 +41,7 @@ step() {  # step NAME TIMEOUT_S ENV... -- PYTEST_ARGS...
 }
 
 section "cupysteer nightly fuzz $STAMP (profile $PROFILE)"
-echo "commit: $(git -C "$REPO" rev-parse HEAD 2>/dev/null || echo unknown)$(git -C "$REPO" diff --quiet 2>/dev/null || echo ' (+ local changes)')"
+echo "commit: $(commit_id)"
 echo "python: $(command -v "$PY") $("$PY" --version 2>&1); g++: $(command -v g++ || echo 'not found')"
 "$PY" -c "import numpy, hypothesis, pytest; print('numpy', numpy.__version__, 'hypothesis', hypothesis.__version__, 'pytest', pytest.__version__)"
 
