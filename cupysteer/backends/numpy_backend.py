@@ -78,6 +78,16 @@ def _row_view(K, row, n_o, st_o, d_o, col, n_i, st_i, s_i):
         (sb, st_o * so, so, st_i * si, si, sp))
 
 
+def _apply_fields(groups, identities, view, src, dst, transpose: bool):
+    """dst ← Q·src (Qᵀ·src if ``transpose``) per field group of ``view``; identity fields are
+    copied."""
+    for off, n, st, s, Q in groups:
+        np.matmul(Q.T if transpose else Q, view(src, off, n, st, s),
+                  out=view(dst, off, n, st, s))
+    for off, n, st, s in identities:
+        view(dst, off, n, st, s)[...] = view(src, off, n, st, s)
+
+
 class NumpyExpander:
     """Precomputed schedule of one plan for one dtype (float32 or float64).
 
@@ -199,19 +209,11 @@ class NumpyExpander:
 
     def _apply_right(self, src, dst, transpose: bool):
         """dst ← src (⊕ Q_in)ᵀ over the input channels (or src (⊕ Q_in) if ``transpose``)."""
-        for off, n, st, s, Q in self.right:
-            np.matmul(Q.T if transpose else Q, _in_view(src, off, n, st, s),
-                      out=_in_view(dst, off, n, st, s))
-        for off, n, st, s in self.identity_in:
-            _in_view(dst, off, n, st, s)[...] = _in_view(src, off, n, st, s)
+        _apply_fields(self.right, self.identity_in, _in_view, src, dst, transpose)
 
     def _apply_left(self, src, dst, transpose: bool):
         """dst ← (⊕ Q_out) src (or its transpose) over the output channels."""
-        for off, n, st, s, Q in self.left:
-            np.matmul(Q.T if transpose else Q, _out_view(src, off, n, st, s),
-                      out=_out_view(dst, off, n, st, s))
-        for off, n, st, s in self.identity_out:
-            _out_view(dst, off, n, st, s)[...] = _out_view(src, off, n, st, s)
+        _apply_fields(self.left, self.identity_out, _out_view, src, dst, transpose)
 
     # ---- forward / adjoint -------------------------------------------------------------------
     def expand(self, w) -> np.ndarray:
