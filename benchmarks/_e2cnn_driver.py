@@ -55,16 +55,16 @@ warnings.filterwarnings("ignore")
 _t0 = time.perf_counter()
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-import e2cnn  # noqa: E402
-from e2cnn import gspaces, nn as enn  # noqa: E402
+from e2cnn import gspaces  # noqa: E402
+from e2cnn import nn as enn  # noqa: E402
 from e2cnn.nn.init import generalized_he_init  # noqa: E402
+
 IMPORT_TIME = time.perf_counter() - _t0
 
 torch.set_num_threads(1)
 
 
 from _e2cnn_patch import patch_bool_mask  # noqa: E402
-
 
 patch_bool_mask()
 

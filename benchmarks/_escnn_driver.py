@@ -176,10 +176,11 @@ def measure(name, mode, repeat, init_repeats, min_time):
     import warnings
     warnings.filterwarnings("ignore")
     c = _clock()
+    import escnn  # noqa: F401
     import numpy  # noqa: F401
     import torch
-    import escnn  # noqa: F401
-    from escnn import gspaces, nn as enn
+    from escnn import gspaces
+    from escnn import nn as enn
     from escnn.nn.init import generalized_he_init
     res["import"], res["import_cpu"] = _since(c)
     torch.set_num_threads(1)

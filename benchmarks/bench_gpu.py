@@ -46,6 +46,13 @@ if SRC not in sys.path:
 
 import numpy as np  # noqa: E402
 
+import cupysteer as cs  # noqa: E402
+from cupysteer import r3  # noqa: E402
+from cupysteer.backends import cupy_backend as cb  # noqa: E402
+from cupysteer.backends.kernel_source import forward_args, name_expression  # noqa: E402
+from cupysteer.backends.launch import launch_config  # noqa: E402
+from cupysteer.backends.packing import pack_plans  # noqa: E402
+
 TARGETS = {"vs_e2cnn": 5.0, "vs_padded": 1.5, "vs_floor": 2.0, "network_vs_largest": 1.5}
 
 LAYERS = [  # name, group, N, fields, multiplicity, kernel size
@@ -70,8 +77,6 @@ NETWORK = [("trivial:3", "regular:16", 7), ("regular:16", "regular:16", 5),
 # ---- layers (CPU only) -------------------------------------------------------------------------
 
 def group(kind, N):
-    import cupysteer as cs
-    from cupysteer import r3
     if kind in ("O", "I"):
         return {"O": r3.Octahedral, "I": r3.Icosahedral}[kind]()
     return {"C": cs.CyclicGroup, "D": cs.DihedralGroup, "SO2": cs.SO2,
@@ -79,7 +84,6 @@ def group(kind, N):
 
 
 def field_type(G, fields, mult):
-    import cupysteer as cs
     if fields == "regular":
         reps = [G.regular_representation] * mult
     elif fields.startswith("irreps:"):
@@ -93,7 +97,6 @@ def field_type(G, fields, mult):
 
 def build_layers(quick=False):
     """{name: [LayerBasis, ...]}: the single layers and the 10-layer network."""
-    import cupysteer as cs
     out = {}
     for name, kind, N, fields, mult, k in LAYERS:
         if quick and "x64" in name:
@@ -112,7 +115,6 @@ def build_layers(quick=False):
 
 
 def describe(layers) -> dict:
-    from cupysteer.packed import launch_config, pack_plans
     p = pack_plans([L.plan for L in layers])
     fcfg = launch_config(p, "forward", 1, 4)
     acfg = launch_config(p, "adjoint", 1, 4)
@@ -137,7 +139,6 @@ class E2cnnStyle:
     a scatter of the result into the filter through index tensors."""
 
     def __init__(self, layer, device, dtype):
-        import cupysteer as cs
         import torch
         self.torch = torch
         self.shape = layer.shape
@@ -184,7 +185,7 @@ class E2cnnStyle:
         return filt.reshape(self.shape)
 
 
-# ---- timing ----------------------------------------------------------------------------------------
+# ---- timing --------------------------------------------------------------------------------------
 
 def cupy_time(cupy, fn, warmup, iters, repeats) -> float:
     """Median over ``repeats`` of (CUDA-event time of ``iters`` calls) / iters, in seconds."""
@@ -231,19 +232,13 @@ def floors(cupy, args):
     return latency, 2 * a.nbytes / t
 
 
-def cb_module(half):
-    from cupysteer.backends import cupy_backend
-    return cupy_backend._module(half)
-
-
 def bench(name, layers, cupy, torch, args, latency, bandwidth):
-    from cupysteer.backends.cupy_backend import CupyExpander
     info = describe(layers)
     plans = [L.plan for L in layers]
-    fused = CupyExpander(plans, np.float32)
+    fused = cb.CupyExpander(plans, np.float32)
     padded = None
     if info["padded_basis_bytes"] <= args.padded_max_gb * 2 ** 30:
-        padded = CupyExpander(plans, np.float32, method="padded",
+        padded = cb.CupyExpander(plans, np.float32, method="padded",
                               padded_blocks=[L.padded_blocks(np.float32) for L in layers])
     p = fused.packed
     rng = np.random.default_rng(0)
@@ -263,12 +258,10 @@ def bench(name, layers, cupy, torch, args, latency, bandwidth):
          "plan_device_bytes": fused.device_bytes}
     # the forward kernel alone: arguments, output and launch configuration prepared once (what
     # remains is the launch and the kernel; CupyExpander.expand adds checks and an allocation)
-    from cupysteer.backends.kernel_source import forward_args, name_expression
-    from cupysteer.packed import launch_config
     t = fused._tables()
-    cfg = launch_config(p, "forward", args.batch, 4)
+    cfg = fused.config("forward", args.batch)
     out = cupy.empty((args.batch, p.filter_size), cupy.float32)
-    kern = cb_module(False).get_function(name_expression("forward", np.float32))
+    kern = fused._module(False).get_function(name_expression("forward", np.float32))
     kargs = forward_args(w, p.dim, t["basis"], t["cob"], t["fieldpairs"], t["blocks"],
                          t["positions"], out, p.filter_size, cfg)
     r["fused_kernel_s"] = cupy_time(
@@ -338,7 +331,6 @@ def main(argv=None):
     if args.quick:
         args.iters, args.repeats = 10, 3
 
-    from cupysteer.backends import cupy_backend as cb
     if not args.layers_only and not cb.is_available():
         try:
             import cupy

@@ -21,25 +21,22 @@ from pathlib import Path
 
 import numpy as np
 
-from .pair_basis import PairBasis, sample_pair_bases
+from .pair_basis import PairBasis
 
-__all__ = ["BasisCache", "default_cache", "CACHE_VERSION"]
+__all__ = ["BasisCache", "default_cache", "CACHE_VERSION", "pair_key", "points_digest"]
 
 CACHE_VERSION = 1
 _FIELDS = ("values", "ring", "frequency", "gamma", "s", "offset", "scale")
 
 
-def _points_digest(points: np.ndarray) -> str:
+def points_digest(points: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(points, np.float64).tobytes()).hexdigest()
 
 
 def pair_key(in_irrep, out_irrep, settings, points) -> str:
     """The content key of one sampled irreps-pair basis (a plain string)."""
-    g = in_irrep.group
-    group = (f"{type(g).__name__}|{g!r}" if g.space_dimension == 3 else
-             f"{type(g).__name__}|N={g.rotation_order}|axis={g.reflection_axis!r}")
-    return (f"v{CACHE_VERSION}|{group}|{in_irrep.id}|{out_irrep.id}|{settings!r}|"
-            f"{_points_digest(points)}")
+    return (f"v{CACHE_VERSION}|{in_irrep.group.cache_id}|{in_irrep.id}|{out_irrep.id}|{settings!r}|"
+            f"{points_digest(points)}")
 
 
 def _checksum(arrays: dict) -> str:
@@ -91,7 +88,7 @@ class BasisCache:
 
     def pair_bases(self, pairs, settings, points) -> list:
         """:meth:`pair_basis` for several pairs; the misses are sampled together
-        (:func:`~cupysteer.pair_basis.sample_pair_bases`: one buffer for groups on R³)."""
+        (by the group's space, ``space.sample_pair_bases``: one buffer for groups on R³)."""
         keys = [pair_key(a, b, settings, points) for a, b in pairs]
         out = [None] * len(pairs)
         missing = []
@@ -109,7 +106,8 @@ class BasisCache:
                 self.disk_hits += 1
                 with self._lock:
                     out[i] = self._pairs.setdefault(key, pb)
-        sampled = sample_pair_bases([pairs[i] for i in missing], settings, points)
+        todo = [pairs[i] for i in missing]
+        sampled = todo[0][0].group.space.sample_pair_bases(todo, settings, points) if todo else []
         for i, pb in zip(missing, sampled):
             self.misses += 1
             self._store(keys[i], pb)
@@ -118,7 +116,8 @@ class BasisCache:
         return out
 
     def _path(self, key: str) -> Path:
-        return self.directory / f"pair-v{CACHE_VERSION}-{hashlib.sha256(key.encode()).hexdigest()[:40]}.npz"
+        digest = hashlib.sha256(key.encode()).hexdigest()[:40]
+        return self.directory / f"pair-v{CACHE_VERSION}-{digest}.npz"
 
     def _load(self, key, in_irrep, out_irrep, num_points=None) -> PairBasis | None:
         if self.directory is None:

@@ -336,7 +336,8 @@ def _on_gpu(fn, x, *args, out=None):
         import cupy
     except ImportError:
         raise RuntimeError(f"{src} array on {device(x)}: expanding device arrays needs CuPy "
-                           f"(pip install \"cupysteer[cuda12]\" or \"cupysteer[cuda13]\")") from None
+                           f"(pip install \"cupysteer[cuda12]\" or "
+                           f"\"cupysteer[cuda13]\")") from None
     with cupy.cuda.Device(device(x).id):
         if src == "torch":
             import torch

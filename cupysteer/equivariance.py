@@ -8,48 +8,23 @@ multiple of π/4; on the cubic grid: the symmetries of the cube, 3×3 matrices).
 """
 from __future__ import annotations
 
-import itertools
-import math
-
 import numpy as np
 
 __all__ = ["grid_candidates", "point_permutation", "point_symmetries", "equivariance_errors"]
-
-
-def _signed_permutations() -> np.ndarray:
-    """The 48 signed 3×3 permutation matrices: the symmetries of the cube (O_h)."""
-    mats = []
-    for p in itertools.permutations(range(3)):
-        for signs in itertools.product((1.0, -1.0), repeat=3):
-            m = np.zeros((3, 3))
-            m[range(3), p] = signs
-            mats.append(m)
-    return np.array(mats)
 
 
 def grid_candidates(group) -> list:
     """Elements that may map a square (cubic) grid onto itself: every element of a finite
     group; for SO(2)/O(2) the rotations by multiples of 90° and the reflections whose axis is a
     multiple of π/4; for continuous groups acting on R³ the symmetries of the cube they
-    contain (3×3 matrices)."""
-    if group.space_dimension == 3:
-        if group.is_finite:
-            return list(group.elements())
-        return [m for m in _signed_permutations() if group.contains(m)]
-    if group.is_finite:
-        return group.elements()
-    quarter = [0.0, math.pi / 2, math.pi, 3 * math.pi / 2]
-    if not group.has_reflections:
-        return quarter
-    beta = group.reflection_axis
-    refl = [(2 * (m * math.pi / 4 - beta)) % (2 * math.pi) for m in range(4)]
-    return [(0, a) for a in quarter] + [(1, a) for a in refl]
+    contain (3×3 matrices). Asked of the group's space."""
+    return group.space.grid_candidates(group)
 
 
 def point_permutation(group, g, points: np.ndarray, atol: float = 1e-6):
     """``perm`` with ``points[perm[i]] == g · points[i]``, or None if g does not permute them."""
     pts = np.asarray(points, np.float64)
-    A = np.asarray(g, np.float64) if group.space_dimension == 3 else group.action_matrix(g)
+    A = group.action_matrices([g])[0]
     moved = pts @ A.T
     d = np.abs(moved[:, None, :] - pts[None, :, :]).max(-1)
     perm = d.argmin(1)

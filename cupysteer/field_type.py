@@ -11,8 +11,7 @@ from typing import Sequence
 import numpy as np
 from scipy.linalg import block_diag
 
-from ._base import GroupBase, IrrepBase
-from .irreps import Irrep
+from .group import GroupBase, IrrepBase
 from .representation import Representation, directsum
 
 __all__ = ["FieldType"]
@@ -29,7 +28,7 @@ class FieldType:
 
     __slots__ = ("group", "representations", "_hash", "__dict__")
 
-    def __init__(self, group: GroupBase, representations: Sequence[Representation | Irrep]):
+    def __init__(self, group: GroupBase, representations: Sequence[Representation | IrrepBase]):
         if not isinstance(group, GroupBase):
             raise ValueError(f"group must be a cupysteer group (planar or of cupysteer.r3), "
                              f"got {group!r}")

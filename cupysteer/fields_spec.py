@@ -1,4 +1,6 @@
-"""One spelling of groups and fields for the command line, the examples and the gallery.
+"""One spelling of groups and fields of every space, for the command line, the examples and
+the gallery (a front end: the spellings themselves live in :mod:`cupysteer.r2.spelling` and
+:mod:`cupysteer.r3.spelling`).
 
 Groups (case-insensitive)::
 
@@ -62,129 +64,61 @@ Fields of groups acting on R³ (escnn ids)::
 (33, 'O', 'regular,quotient:(False,4),irrep:-1')
 
 Every malformed spelling raises :class:`ValueError` that lists the accepted spellings.
+
+Group elements are written by :func:`format_element` ("#3", "(1, 0.7854)") and described by
+:func:`describe_element` ("rotation by  90.00°", "mirror, normal (1, 0, 0)");
+:func:`cli_settings` translates the basis settings of the command line for a group's space.
 """
 from __future__ import annotations
 
 import re
 
-from ._base import GroupBase
+from ._spelling import NUM, UnknownGroup, field_error, group_error
 from .field_type import FieldType
-from .fields_spec3 import format_field3, format_group3, parse_field3, parse_group3
-from .fields_spec_common import (FIELD_SPELLINGS, FIELD_SPELLINGS_3D, GROUP_SPELLINGS,
-                                 GROUP_SPELLINGS_3D, NUM, field_error, group_error, int_arg,
-                                 parse_axis, parse_nonneg_int)
-from .groups import (DEFAULT_AXIS, DEFAULT_MAXIMUM_FREQUENCY, CyclicGroup, DihedralGroup,
-                     FlipGroup, O2, PlanarGroup, SO2)
+from .group import GroupBase
+from .r2 import spelling as _r2_spelling
+from .r2.space import SPACE as _PLANE
+from .r3 import spelling as _r3_spelling
+from .r3.space import SPACE as _SPACE3
 from .representation import Representation
 
 __all__ = ["GROUP_SPELLINGS", "FIELD_SPELLINGS", "GROUP_SPELLINGS_3D", "FIELD_SPELLINGS_3D",
            "parse_group", "parse_field",
            "parse_fields", "parse_field_type", "format_group", "format_field",
-           "format_field_type"]
+           "format_field_type", "describe_element", "format_element", "cli_settings"]
+
+GROUP_SPELLINGS, FIELD_SPELLINGS = _PLANE.group_spellings, _PLANE.field_spellings
+GROUP_SPELLINGS_3D, FIELD_SPELLINGS_3D = _SPACE3.group_spellings, _SPACE3.field_spellings
+# R³ first: its spellings ("O", "C8z", …) are tried before the planar ones ("O2", "C8", …)
+_SPELLINGS = {"r3": _r3_spelling, "r2": _r2_spelling}
 
 
-def parse_group(spec) -> PlanarGroup:
+def parse_group(spec) -> GroupBase:
     """The group named by ``spec`` (see the module docstring); a group passes through."""
     if isinstance(spec, GroupBase):
         return spec
-    if not isinstance(spec, str) or not spec.strip():
-        raise group_error(spec, "empty")
-    parts = [p.strip() for p in spec.strip().split(":")]
-    head = parts[0].lower().replace("(", "").replace(")", "")
-    rest = parts[1:]
-    g3 = parse_group3(head, rest, spec)
-    if g3 is not None:
-        return g3
-    m = re.fullmatch(r"([cd])(\d+)", head)
-    if m:
-        N = int(m.group(2))
-        if N < 1:
-            raise group_error(spec, "the rotation order N must be >= 1")
-        if m.group(1) == "c":
-            if rest:
-                raise group_error(spec, "C<N> takes no options")
-            return CyclicGroup(N)
-        if len(rest) > 1:
-            raise group_error(spec, "D<N> takes at most axis=<radians>")
-        return DihedralGroup(N, parse_axis(rest[0], spec) if rest else DEFAULT_AXIS)
-    if head in ("so2", "o2"):
-        mf, axis = DEFAULT_MAXIMUM_FREQUENCY, DEFAULT_AXIS
-        for p in rest:
-            if p.lower().startswith("axis"):
-                if head == "so2":
-                    raise group_error(spec, "SO2 has no reflection axis")
-                axis = parse_axis(p, spec)
-            else:
-                mf = parse_nonneg_int(p, spec, "the maximum frequency")
-        return SO2(mf) if head == "so2" else O2(mf, axis)
-    if head == "flip":
-        if len(rest) > 1:
-            raise group_error(spec, "flip takes at most axis=<radians>")
-        return FlipGroup(parse_axis(rest[0], spec) if rest else DEFAULT_AXIS)
-    if head == "trivial":
-        if rest:
-            raise group_error(spec, "trivial takes no options")
-        return CyclicGroup(1)
-    raise group_error(spec)
+    try:
+        if not isinstance(spec, str) or not spec.strip():
+            raise group_error(spec, "empty")
+        parts = [p.strip() for p in spec.strip().split(":")]
+        head = parts[0].lower().replace("(", "").replace(")", "")
+        for spelling in _SPELLINGS.values():
+            group = spelling.parse_group(head, parts[1:], spec)
+            if group is not None:
+                return group
+        raise group_error(spec)
+    except UnknownGroup as exc:
+        why = f" ({exc.why})" if exc.why else ""
+        raise ValueError(f"unknown group {exc.spec!r}{why}; accepted: {GROUP_SPELLINGS}; "
+                         f"acting on R³: {GROUP_SPELLINGS_3D}") from None
 
 
 def format_group(group) -> str:
     """The spelling of ``group`` that :func:`parse_group` reads back."""
-    if group.space_dimension == 3:
-        return format_group3(group)
-    axis = "" if group.reflection_axis == DEFAULT_AXIS else f":axis={group.reflection_axis!r}"
-    if isinstance(group, CyclicGroup):
-        return f"C{group.N}"
-    if isinstance(group, DihedralGroup):
-        return f"D{group.N}{axis}"
-    if isinstance(group, FlipGroup):
-        return f"flip{axis}"
-    if isinstance(group, SO2):
-        return f"SO2:{group.maximum_frequency}"
-    if isinstance(group, O2):
-        return f"O2:{group.maximum_frequency}{axis}"
-    raise ValueError(f"no spelling for group {group!r}")
+    return _SPELLINGS[group.space.name].format_group(group)
 
 
-# ---- fields ----------------------------------------------------------------------------
-def _args(body: str) -> list[str]:
-    body = body.strip()
-    if body.startswith("(") and body.endswith(")"):
-        body = body[1:-1]
-    return [a.strip() for a in body.split(",")]
-
-
-def _irrep_id(group, args, spec):
-    if group.has_reflections and not isinstance(group, FlipGroup):
-        if len(args) != 2:
-            raise field_error(spec, group, f"{group.name} irreps are irrep:j,k (flip "
-                                            f"frequency j, frequency k)")
-    elif len(args) != 1:
-        raise field_error(spec, group, f"{group.name} irreps are irrep:k")
-    return tuple(int_arg(a, spec, group, "an irrep index") for a in args)
-
-
-def _subgroup_id(group, args, spec):
-    if isinstance(group, (CyclicGroup, FlipGroup, SO2)):
-        if len(args) != 1:
-            raise field_error(spec, group, f"{group.name} quotients are quotient:M")
-        return int_arg(args[0], spec, group, "M")
-    if len(args) != 2:
-        raise field_error(spec, group, f"{group.name} quotients are quotient:None,M or "
-                                        f"quotient:a,M")
-    a, M = args
-    M = int_arg(M, spec, group, "M")
-    if a.lower() == "none":
-        return (None, M)
-    if isinstance(group, O2):
-        try:
-            return (float(a), M)
-        except ValueError:
-            raise field_error(spec, group, f"a must be None or an angle, got {a!r}") from None
-    return (int_arg(a, spec, group, "a"), M)
-
-
-def parse_field(group: PlanarGroup, spec: str) -> Representation:
+def parse_field(group: GroupBase, spec: str) -> Representation:
     """One field (no repetition) of ``group``."""
     if isinstance(spec, Representation):
         return spec
@@ -196,20 +130,11 @@ def parse_field(group: PlanarGroup, spec: str) -> Representation:
     kind, _, body = s.partition(":")
     kind = kind.strip().lower()
     try:
-        if group.space_dimension == 3:
-            return parse_field3(group, kind, body, s)
-        if kind in ("regular", "trivial") and not body:
-            return (group.regular_representation if kind == "regular"
-                    else group.trivial_representation)
-        if kind == "irrep" and body:
-            return group.irrep(*_irrep_id(group, _args(body), s)).representation
-        if kind == "quotient" and body:
-            return group.quotient_representation(_subgroup_id(group, _args(body), s))
+        return _SPELLINGS[group.space.name].parse_field(group, kind, body, s)
     except ValueError as exc:
         if str(exc).startswith("unknown field"):
             raise
         raise field_error(s, group, str(exc)) from None
-    raise field_error(s, group)
 
 
 _REPEAT = re.compile(r"^\s*(?:(\d+)\s*\*\s*(.+?)|(.+?)\s*\*\s*(\d+))\s*$")
@@ -239,7 +164,7 @@ def _split_fields(spec: str) -> list[str]:
     return out
 
 
-def parse_fields(group: PlanarGroup, spec) -> list[Representation]:
+def parse_fields(group: GroupBase, spec) -> list[Representation]:
     """A comma-separated list of fields, e.g. ``"regular*4,irrep:1"``, as representations.
 
     A list or tuple of spellings (or Representations) is accepted too.
@@ -278,20 +203,7 @@ def parse_field_type(group, spec) -> FieldType:
 
 def format_field(rep: Representation) -> str:
     """The spelling of one field (``rep.name`` when it has no spelling)."""
-    name = rep.name
-    if rep.group.space_dimension == 3:
-        return format_field3(rep)
-    if name == "regular":
-        return "regular"
-    if name.startswith("irrep_"):
-        ids = tuple(int(i) for i in name[len("irrep_"):].split(","))
-        if all(i == 0 for i in ids):
-            return "trivial"
-        return "irrep:" + ",".join(map(str, ids))
-    m = re.fullmatch(r"quotient\[\(?([^,\]]+?)(?:, ?([^\)\]]+))?\)?\]", name)
-    if m:
-        return "quotient:" + ",".join(x for x in m.groups() if x is not None)
-    return name
+    return _SPELLINGS[rep.group.space.name].format_field(rep)
 
 
 def format_field_type(ftype: FieldType) -> str:
@@ -306,3 +218,24 @@ def format_field_type(ftype: FieldType) -> str:
             out.append(s if n == 1 else f"{n}*{s}")
         prev, n = r, 1
     return ",".join(out)
+
+
+# ---- elements and command-line settings, by the group's space ------------------------
+def describe_element(group, g) -> str:
+    """What the element ``g`` of ``group`` does to its space, e.g. 'rotation by  90.00°',
+    'reflection, axis  45.00°', 'inversion ∘ rotation by  90.00° about (0, 0, 1)'."""
+    return _SPELLINGS[group.space.name].describe_element(group, g)
+
+
+def format_element(group, g) -> str:
+    """The element ``g`` of ``group`` in a few characters (a finite group's own spelling or
+    index, a continuous group's parameters rounded)."""
+    return _SPELLINGS[group.space.name].format_element(group, g)
+
+
+def cli_settings(group, kw: dict, spelled: dict | None = None) -> dict:
+    """The basis settings ``kw`` of the command line (``kernel_size``, ``rings``,
+    ``frequencies_cutoff``, ``maximum_offset``, …) translated for the space of ``group``;
+    ``spelled`` maps a setting to the text it was given as (for the messages). Raises
+    :class:`cupysteer._spelling.ArgumentError` (a ValueError naming the argument)."""
+    return _SPELLINGS[group.space.name].cli_settings(kw, spelled)

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .fields_spec import format_field_type, format_group
+
 __all__ = ["require_matplotlib", "plot_basis", "plot_filters", "basis_cells", "basis_image",
            "filters_image", "central_slices", "write_png", "colorize", "PLOT_EXTRA_HINT"]
 
@@ -88,8 +90,9 @@ def _mosaic(block: np.ndarray) -> np.ndarray:
 
 
 def basis_cells(basis, max_columns: int | None = 12) -> list[dict]:
-    """One dict per irreps pair (in the group's irrep order): ``label``, ``images`` (mosaics, NaN gaps), ``titles``,
-    ``frequency``, ``radius``, ``count`` (elements in the pair, including those not shown)."""
+    """One dict per irreps pair (in the group's irrep order): ``label``, ``images`` (mosaics,
+    NaN gaps), ``titles``, ``frequency``, ``radius``, ``count`` (elements in the pair,
+    including those not shown)."""
     fs = _grid_shape(basis)
     rings = np.asarray(basis.settings.rings)
     sym = "l" if len(fs) == 3 else "μ"
@@ -164,7 +167,6 @@ def plot_basis(basis, path=None, max_columns: int | None = 12, title: str | None
     2-dim irrep's element is a d_out × d_in mosaic of k×k images separated by grey lines.
     Returns the matplotlib Figure; saves it to ``path`` when given.
     """
-    from .fields_spec import format_field_type, format_group
     plt = require_matplotlib()
     rows = basis_cells(basis, max_columns)
     shape = _common_shape([img for r in rows for img in r["images"]])

@@ -5,7 +5,8 @@ the position of its output irrep among all irreps of the output fibre and a(w) t
 its input irrep. With A(o) the number of distinct input-irrep names among the weights that
 feed o, and c(a, o) the number of weights with input irrep a that feed o,
 
-.. math::  \sigma_w = \frac{1}{\sqrt{A(o(w))\; c(a(w), o(w))}}, \qquad w \sim \mathcal N(0, \sigma_w^2),
+.. math::  \sigma_w = \frac{1}{\sqrt{A(o(w))\; c(a(w), o(w))}},
+           \qquad w \sim \mathcal N(0, \sigma_w^2),
 
 so every output irrep receives unit total variance (there is no factor 2).
 """
@@ -20,9 +21,9 @@ def he_std(basis) -> np.ndarray:
     """Standard deviation of every weight of ``basis`` (a LayerBasis), shape (dim,).
 
     Computed per irreps block: all n_τ weights of a block share (o, a)."""
-    plan, blk = basis.plan, basis._block
+    plan, blk = basis.plan, basis.blocks
     first_irrep = np.cumsum([0] + [len(r.irreps) for r in basis.out_type.representations])
-    o = first_irrep[blk["out_field"]] + blk["oo"]
+    o = first_irrep[blk.out_field] + blk.out_irrep
     names = [pin.name for pin, _ in basis.irreps_pairs]
     _, name_id = np.unique(names, return_inverse=True)
     a = name_id.reshape(-1)[plan.block_pair]

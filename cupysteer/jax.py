@@ -26,6 +26,9 @@ Which path runs where:
 * :func:`expand_eager`: outside ``jit`` only. CPU arrays go to the NumPy backend (zero-copy
   in through DLPack); arrays on a CUDA device go to the CuPy backend through DLPack, zero-copy
   on the device. Not differentiable.
+
+This module holds the public functions only; the schedule (built once per plan) and its
+execution are :mod:`cupysteer.backends.jax_schedule`.
 """
 from __future__ import annotations
 
@@ -35,127 +38,19 @@ try:
 except ImportError as _e:  # pragma: no cover - exercised with a patched sys.modules
     raise ImportError('cupysteer.jax needs JAX: pip install "cupysteer[jax]"') from _e
 
-import threading
-import weakref
-from dataclasses import dataclass
-
-import numpy as np
-
 from . import dlpack as _dl
+from .backends import jax_schedule
 from .basis import LayerBasis
 
 __all__ = ["expand", "adjoint", "expand_bias", "conv2d", "conv3d", "init_weights",
            "expand_eager"]
 
 
-# ---- the plan in gather/einsum form -----------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Segment:
-    start: int      # first channel in the representation-sorted order
-    n: int          # fields
-    size: int       # channels per field
-    Q: np.ndarray | None  # (size, size), None for the identity
-
-
-@dataclass(frozen=True, eq=False)
-class _JaxPlan:
-    dim: int
-    out_size: int
-    in_size: int
-    P: int
-    filter_shape: tuple
-    pairs: tuple          # per irreps pair: (basis (n, do·di·P), number of blocks)
-    wslot: np.ndarray     # weight read by each (block, element), pairs concatenated
-    wslot_inv: np.ndarray
-    gidx: np.ndarray      # (C_out·C_in·P,) position in V (NV = zero) of each sorted entry
-    vidx: np.ndarray      # (NV,) sorted-filter entry of each V position
-    out_perm: np.ndarray | None  # sorted channel i' is original channel perm[i']
-    out_inv: np.ndarray | None
-    in_perm: np.ndarray | None
-    in_inv: np.ndarray | None
-    out_segments: tuple
-    in_segments: tuple
-    bias_matrix: np.ndarray  # (C_out, T)
-
-
-def _sort_fields(plan, side):
-    """Channel permutation grouping the fields by representation, and the segments."""
-    offs = getattr(plan, f"{side}_field_offset")
-    sizes = getattr(plan, f"{side}_field_size")
-    reps = getattr(plan, f"{side}_field_rep")
-    perm, segments, start = [], [], 0
-    for r in dict.fromkeys(int(x) for x in reps):
-        fields = [f for f in range(len(reps)) if reps[f] == r]
-        s = int(plan.rep_size[r])
-        for f in fields:
-            perm.extend(range(int(offs[f]), int(offs[f]) + s))
-        Q = None if plan.rep_identity[r] else np.array(plan.rep_matrix(r))
-        if segments and Q is None and segments[-1].Q is None:  # merge identity runs
-            prev = segments[-1]
-            segments[-1] = _Segment(prev.start, prev.n * prev.size + s * len(fields), 1, None)
-        else:
-            segments.append(_Segment(start, len(fields), s, Q))
-        start += s * len(fields)
-    perm = np.asarray(perm, np.int64)
-    if np.array_equal(perm, np.arange(len(perm))):
-        return None, None, tuple(segments)
-    inv = np.empty_like(perm)
-    inv[perm] = np.arange(len(perm))
-    return perm, inv, tuple(segments)
-
-
-def _build(basis: LayerBasis) -> _JaxPlan:
-    plan = basis.plan
-    P, Co, Ci = plan.num_points, plan.out_size, plan.in_size
-    out_perm, out_inv, out_seg = _sort_fields(plan, "out")
-    in_perm, in_inv, in_seg = _sort_fields(plan, "in")
-    oinv = np.arange(Co) if out_inv is None else out_inv
-    iinv = np.arange(Ci) if in_inv is None else in_inv
-    pairs, wslots, targets = [], [], []
-    for tau in range(len(plan.pair_count)):
-        blocks = np.flatnonzero(plan.block_pair == tau)
-        if len(blocks) == 0:
-            continue
-        n = int(plan.pair_count[tau])
-        do, di = (int(v) for v in plan.pair_shape[tau])
-        pairs.append((np.array(plan.pair_values(tau).reshape(n, do * di * P)), len(blocks)))
-        wslots.append(plan.weight_index[plan.block_weight[blocks][:, None] + np.arange(n)])
-        rows = oinv[plan.block_row[blocks][:, None] + np.arange(do)]        # (nb, do)
-        cols = iinv[plan.block_col[blocks][:, None] + np.arange(di)]        # (nb, di)
-        t = (rows[:, :, None, None] * Ci + cols[:, None, :, None]) * P + np.arange(P)
-        targets.append(t.reshape(-1))                                       # (nb·do·di·P,)
-    wslot = np.concatenate([w.reshape(-1) for w in wslots])
-    vidx = np.concatenate(targets)
-    gidx = np.full(Co * Ci * P, len(vidx), np.int64)
-    gidx[vidx] = np.arange(len(vidx))
-    if Co * Ci * P >= 2 ** 31:
-        raise ValueError(f"filter of {Co * Ci * P} entries is too large to index with int32")
-    i32 = lambda a: None if a is None else np.asarray(a, np.int32)  # noqa: E731  (x64 off)
-    wslot, vidx, gidx = i32(wslot), i32(vidx), i32(gidx)
-    out_perm, out_inv, in_perm, in_inv = map(i32, (out_perm, out_inv, in_perm, in_inv))
-    return _JaxPlan(
-        dim=plan.dim, out_size=Co, in_size=Ci, P=P, filter_shape=tuple(plan.filter_shape),
-        pairs=tuple(pairs), wslot=wslot, wslot_inv=i32(np.argsort(wslot)), gidx=gidx, vidx=vidx,
-        out_perm=out_perm, out_inv=out_inv, in_perm=in_perm, in_inv=in_inv,
-        out_segments=out_seg, in_segments=in_seg, bias_matrix=basis.bias_expansion())
-
-
-_lock = threading.Lock()
-_PLANS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _jax_plan(basis) -> _JaxPlan:
+def _jax_plan(basis) -> jax_schedule.JaxPlan:
     if not isinstance(basis, LayerBasis):
         raise TypeError(f"expected a LayerBasis, got {type(basis).__name__}")
-    with _lock:
-        jp = _PLANS.get(basis.plan)
-        if jp is None:
-            jp = _PLANS[basis.plan] = _build(basis)
-    return jp
+    return jax_schedule.schedule(basis.plan)
 
-
-# ---- pure jax.numpy forward and adjoint ---------------------------------------------------------
 
 def _float(x, name):
     x = jnp.asarray(x)
@@ -167,105 +62,6 @@ def _float(x, name):
     return x
 
 
-def _cob(K, segments, axis, transpose):
-    """Apply Q (or Qᵀ) of every segment along ``axis`` (-3: output channels, -2: input)."""
-    parts = []
-    for seg in segments:
-        lo, hi = seg.start, seg.start + seg.n * seg.size
-        part = jax.lax.slice_in_dim(K, lo, hi, axis=K.ndim + axis)
-        if seg.Q is not None:
-            Q = jnp.asarray(seg.Q.T if transpose else seg.Q, K.dtype)
-            shape = part.shape
-            if axis == -3:
-                part = part.reshape(shape[:-3] + (seg.n, seg.size) + shape[-2:])
-                part = jnp.einsum("ab,...nbcp->...nacp", Q, part)
-            else:
-                part = part.reshape(shape[:-2] + (seg.n, seg.size, shape[-1]))
-                part = jnp.einsum("...onbp,ab->...onap", part, Q)
-            part = part.reshape(shape)
-        parts.append(part)
-    return parts[0] if len(parts) == 1 else jnp.concatenate(parts, axis=axis)
-
-
-def _forward(jp: _JaxPlan, w):
-    if w.shape[-1] != jp.dim:
-        raise ValueError(f"weights must have shape (..., {jp.dim}), got {w.shape}")
-    lead = w.shape[:-1]
-    W = jnp.take(w, jnp.asarray(jp.wslot), axis=-1)
-    vals, lo = [], 0
-    for B, nb in jp.pairs:
-        n = B.shape[0]
-        Wt = W[..., lo:lo + nb * n].reshape(lead + (nb, n))
-        vals.append(jnp.einsum("...be,eq->...bq", Wt, jnp.asarray(B, w.dtype))
-                    .reshape(lead + (-1,)))
-        lo += nb * n
-    vals.append(jnp.zeros(lead + (1,), w.dtype))
-    V = jnp.concatenate(vals, axis=-1)
-    K = jnp.take(V, jnp.asarray(jp.gidx), axis=-1).reshape(lead + (jp.out_size, jp.in_size, jp.P))
-    K = _cob(K, jp.out_segments, -3, False)
-    K = _cob(K, jp.in_segments, -2, False)
-    if jp.out_inv is not None:
-        K = jnp.take(K, jnp.asarray(jp.out_inv), axis=-3)
-    if jp.in_inv is not None:
-        K = jnp.take(K, jnp.asarray(jp.in_inv), axis=-2)
-    return K.reshape(lead + (jp.out_size, jp.in_size) + jp.filter_shape)
-
-
-def _adjoint(jp: _JaxPlan, G):
-    fshape = (jp.out_size, jp.in_size) + jp.filter_shape
-    if G.shape[G.ndim - len(fshape):] != fshape:
-        raise ValueError(f"filter_grad must have shape (..., *{fshape}), got {G.shape}")
-    lead = G.shape[:G.ndim - len(fshape)]
-    G = G.reshape(lead + (jp.out_size, jp.in_size, jp.P))
-    if jp.out_perm is not None:
-        G = jnp.take(G, jnp.asarray(jp.out_perm), axis=-3)
-    if jp.in_perm is not None:
-        G = jnp.take(G, jnp.asarray(jp.in_perm), axis=-2)
-    G = _cob(G, jp.out_segments, -3, True)
-    G = _cob(G, jp.in_segments, -2, True)
-    V = jnp.take(G.reshape(lead + (-1,)), jnp.asarray(jp.vidx), axis=-1)
-    grads, lo = [], 0
-    for B, nb in jp.pairs:
-        n, q = B.shape
-        Vt = V[..., lo:lo + nb * q].reshape(lead + (nb, q))
-        grads.append(jnp.einsum("...bq,eq->...be", Vt, jnp.asarray(B, G.dtype))
-                     .reshape(lead + (-1,)))
-        lo += nb * q
-    g = jnp.concatenate(grads, axis=-1)
-    return jnp.take(g, jnp.asarray(jp.wslot_inv), axis=-1)
-
-
-_forward_jit = jax.jit(_forward, static_argnums=0)
-_adjoint_jit = jax.jit(_adjoint, static_argnums=0)
-
-
-def _make_ops(jp: _JaxPlan):
-    @jax.custom_vjp
-    def exp(w):
-        return _forward(jp, w)
-
-    @jax.custom_vjp
-    def adj(G):
-        return _adjoint(jp, G)
-
-    exp.defvjp(lambda w: (_forward(jp, w), None), lambda _, g: (adj(g),))
-    adj.defvjp(lambda G: (_adjoint(jp, G), None), lambda _, g: (exp(g),))
-    # jit: eager calls run as one XLA computation (compiled once per shape and dtype)
-    return jax.jit(exp), jax.jit(adj)
-
-
-def _ops(basis):
-    """The jitted (expand, adjoint) of a basis, kept on its _JaxPlan (they reference the
-    plan, so a registry keyed by the plan would keep both alive forever)."""
-    jp = _jax_plan(basis)
-    with _lock:
-        ops = getattr(jp, "_ops", None)
-        if ops is None:
-            ops = _make_ops(jp)
-            object.__setattr__(jp, "_ops", ops)
-    return ops
-
-
 # ---- public API ----------------------------------------------------------------------------------
 
 def expand(basis: LayerBasis, weights, *, custom_vjp: bool = True):
@@ -274,8 +70,8 @@ def expand(basis: LayerBasis, weights, *, custom_vjp: bool = True):
     ``jax.numpy`` (jit/grad/vmap). The reverse-mode derivative is :func:`adjoint`."""
     w = _float(weights, "weights")
     if not custom_vjp:
-        return _forward_jit(_jax_plan(basis), w)
-    return _ops(basis)[0](w)
+        return jax_schedule.forward_jit(_jax_plan(basis), w)
+    return jax_schedule.ops(_jax_plan(basis))[0](w)
 
 
 def adjoint(basis: LayerBasis, filter_grad, *, custom_vjp: bool = True):
@@ -283,8 +79,8 @@ def adjoint(basis: LayerBasis, filter_grad, *, custom_vjp: bool = True):
     weight gradient (..., dim)."""
     G = _float(filter_grad, "filter_grad")
     if not custom_vjp:
-        return _adjoint_jit(_jax_plan(basis), G)
-    return _ops(basis)[1](G)
+        return jax_schedule.adjoint_jit(_jax_plan(basis), G)
+    return jax_schedule.ops(_jax_plan(basis))[1](G)
 
 
 def expand_bias(basis: LayerBasis, bias):

@@ -1,14 +1,10 @@
-r"""Sampled, normalised kernel basis of one irreps pair: rings × angular harmonics.
+r"""The sampled, normalised kernel basis of one irreps pair (the unit a layer basis stores).
 
-Element b on ring i at point p (polar r, θ) is
-
-.. math::  E_b(p) = \exp\!\Big(-\frac{(r - R_i)^2}{2\sigma_i^2}\Big)\, A_b(\theta) / n_b,
-           \qquad n_b^2 = \frac{1}{d_\text{out}} \sum_p \lVert \cdot \rVert_F^2,
-
-ring-major, band-limited by |μ| ≤ fco(R_i). As in e2cnn: n_b² < 1e-15 counts as 0,
-n_b < 1e-6 (or NaN) is replaced by 1, and elements whose normalised squared norm is
-≤ 1e-2 (numerically zero on the points) are dropped. Because every change of basis is
-orthogonal, these norms equal the ones e2cnn computes on the padded basis.
+``values`` (n, d_out, d_in, P) holds n basis elements sampled on P points; the other arrays
+describe each element (its ring, frequency or harmonic degree, …). The samplers live with
+their space: :mod:`cupysteer.r2.pair_basis` (rings × angular harmonics) and
+:mod:`cupysteer.r3.pair_basis` (shells × spherical-harmonic tensors); both normalise and drop
+elements as e2cnn / escnn do.
 """
 from __future__ import annotations
 
@@ -16,20 +12,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._memory import check_host
-from .harmonics import evaluate_angular, pair_harmonics
-from .irreps import Irrep
-from .settings import BasisSettings, polar
+from .group import IrrepBase
 
-__all__ = ["PairBasis", "sample_pair_basis", "sample_pair_bases"]
+__all__ = ["PairBasis"]
 
 
 @dataclass(frozen=True, eq=False)
 class PairBasis:
     """Sampled basis of (in_irrep → out_irrep): ``values`` has shape (n, d_out, d_in, P)."""
 
-    in_irrep: Irrep
-    out_irrep: Irrep
+    in_irrep: IrrepBase
+    out_irrep: IrrepBase
     values: np.ndarray
     ring: np.ndarray
     frequency: np.ndarray
@@ -37,6 +30,8 @@ class PairBasis:
     s: np.ndarray
     offset: np.ndarray
     scale: np.ndarray  # n_b
+    # ring is the ring/shell of each element, frequency its angular frequency (planar) or
+    # harmonic degree (R³); gamma, s and offset are the planar harmonic's phase, sign and alias
 
     def __len__(self):
         return self.values.shape[0]
@@ -44,75 +39,3 @@ class PairBasis:
     @property
     def shape(self) -> tuple[int, int]:
         return self.out_irrep.dim, self.in_irrep.dim
-
-
-def _readonly(*arrays):
-    for a in arrays:
-        a.setflags(write=False)
-
-
-def sample_pair_basis(in_irrep: Irrep, out_irrep: Irrep, settings: BasisSettings,
-                      points: np.ndarray) -> PairBasis:
-    """Sample, normalise and filter the basis of one irreps pair on ``points`` (P, 2);
-    irreps of groups acting on R³ go to :func:`cupysteer.r3.pair_basis.sample_pair_basis3`."""
-    if in_irrep.group.space_dimension == 3:
-        from .r3.pair_basis import sample_pair_basis3
-        return sample_pair_basis3(in_irrep, out_irrep, settings, points)
-    do, di, P = out_irrep.dim, in_irrep.dim, len(points)
-    N = in_irrep.group.rotation_order
-    F, T = settings.maximum_frequency, settings.maximum_offset
-    aliases = 1 if N <= 0 else 2 * F // N + 1  # alias offsets t (harmonics.alias_offsets)
-    if T is not None:
-        aliases = min(aliases, 2 * T + 1)
-    # harmonics (at most 4 per alias) evaluated on every point: arguments, cos, sin, matrices
-    check_host(4 * aliases * (4 * do * di * P * 8 + 200),
-               lambda: f"sampling the basis of {in_irrep.name} → {out_irrep.name} (about "
-                       f"{4 * aliases} angular harmonics up to frequency {F} on {P} points)",
-               "lower frequencies_cutoff, set maximum_offset, or use a smaller kernel_size")
-    h = pair_harmonics(in_irrep, out_irrep, F, T)
-    mu = np.abs(h.frequency)
-    n_sampled = sum(int((mu <= cut).sum()) for cut in settings.cutoff_per_ring)
-    check_host(3 * n_sampled * do * di * P * 8,
-               lambda: f"sampling the basis of {in_irrep.name} → {out_irrep.name} "
-                       f"({n_sampled} ring × harmonic elements on {P} points)",
-               "use fewer rings, a lower frequencies_cutoff or a smaller kernel_size")
-    r, theta, origin = polar(points)
-    ang = evaluate_angular(h, theta, origin)  # (A, o, i, P)
-    blocks, rings, idx = [], [], []
-    for i, (R, sig, cut) in enumerate(zip(settings.rings, settings.sigma,
-                                          settings.cutoff_per_ring)):
-        keep = np.flatnonzero(mu <= cut)
-        if keep.size == 0:
-            continue
-        radial = np.exp(-((r - R) ** 2) / (2.0 * sig ** 2))
-        blocks.append(ang[keep] * radial)
-        rings.append(np.full(keep.size, i))
-        idx.append(keep)
-    if blocks:
-        vals = np.concatenate(blocks)
-        ring = np.concatenate(rings)
-        sel = np.concatenate(idx)
-    else:
-        vals, ring, sel = np.zeros((0, do, di, P)), np.zeros(0, np.int64), np.zeros(0, np.int64)
-    norm2 = np.einsum("noip,noip->n", vals, vals) / do
-    norm2[norm2 < 1e-15] = 0.0
-    scale = np.sqrt(norm2)
-    scale[(scale < 1e-6) | ~np.isfinite(scale)] = 1.0
-    vals = vals / scale[:, None, None, None]
-    kept = np.einsum("noip,noip->n", vals, vals) / do > 1e-2
-    out = PairBasis(in_irrep, out_irrep, np.ascontiguousarray(vals[kept]), ring[kept],
-                    h.frequency[sel][kept], h.gamma[sel][kept], h.s[sel][kept],
-                    h.offset[sel][kept], scale[kept])
-    _readonly(out.values, out.ring, out.frequency, out.gamma, out.s, out.offset, out.scale)
-    return out
-
-
-def sample_pair_bases(pairs, settings: BasisSettings, points: np.ndarray) -> list:
-    """:func:`sample_pair_basis` of several (in_irrep, out_irrep) pairs of one group. For groups
-    acting on R³ the values are consecutive views of one buffer, in the order given (see
-    :func:`cupysteer.r3.pair_basis.sample_pair_bases3`)."""
-    pairs = list(pairs)
-    if pairs and pairs[0][0].group.space_dimension == 3:
-        from .r3.pair_basis import sample_pair_bases3
-        return sample_pair_bases3(pairs, settings, points)
-    return [sample_pair_basis(a, b, settings, points) for a, b in pairs]

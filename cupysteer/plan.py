@@ -48,7 +48,7 @@ any tuple of positive integers whose product is P — (k, k) on the plane, (k, k
 
 Nothing in the contract bounds the irreps dimensions, the field sizes or P: the NumPy
 backend takes any plan, and the CUDA kernels tile the change of basis and the points
-(:func:`cupysteer.packed.launch_config` raises a ValueError, before any launch, for the
+(:func:`cupysteer.backends.launch.launch_config` raises a ValueError, before any launch, for the
 rare layouts whose smallest tile still exceeds the shared memory of one CUDA block).
 """
 from __future__ import annotations

@@ -2,13 +2,14 @@ r"""Representations as irreps plus an orthogonal change of basis.
 
 .. math::  \rho(g) = Q \,\Big(\bigoplus_i \psi_i(g)\Big)\, Q^T, \qquad Q^T Q = I.
 
-Constructors: irreps (``group.irrep(...).representation``), :func:`regular_representation`,
-:func:`quotient_representation`, :func:`directsum`, and :meth:`Representation.restrict`.
-All change-of-basis matrices are closed-form; nothing is found by numerical optimisation.
+Constructors: irreps (``group.irrep(...).representation``), :func:`directsum`,
+:meth:`Representation.restrict`, and the group's own ``regular_representation`` and
+``quotient_representation(id)`` (built in :mod:`cupysteer.r2.representations` and
+:mod:`cupysteer.r3.representations`; :func:`regular_representation` and
+:func:`quotient_representation` here are their group-independent spellings).
 """
 from __future__ import annotations
 
-import math
 from collections import Counter
 from functools import cached_property
 from typing import Sequence
@@ -16,21 +17,13 @@ from typing import Sequence
 import numpy as np
 from scipy.linalg import block_diag
 
-from ._subgroups import restrict_irrep
-from ._base import GroupBase, IrrepBase
-from .groups import O2, PlanarGroup
-from .irreps import Irrep
+from ._checks import frozen
+from .group import GroupBase, IrrepBase
 
 __all__ = ["Representation", "directsum", "regular_representation", "quotient_representation",
            "ORTHOGONALITY_TOLERANCE"]
 
 ORTHOGONALITY_TOLERANCE = 1e-8
-
-
-def _readonly(a: np.ndarray) -> np.ndarray:
-    a = np.array(a, dtype=np.float64, copy=True)
-    a.setflags(write=False)
-    return a
 
 
 def _real_matrix(Q) -> np.ndarray:
@@ -51,7 +44,7 @@ class Representation:
 
     Parameters
     ----------
-    group : PlanarGroup or a group of :mod:`cupysteer.r3`
+    group : a group of :mod:`cupysteer.r2` or :mod:`cupysteer.r3`
     irreps : sequence of Irrep
         The irreps of the block-diagonal part, in order.
     change_of_basis : (size, size) array, optional
@@ -62,7 +55,7 @@ class Representation:
 
     __slots__ = ("group", "irreps", "change_of_basis", "name", "_hash", "__dict__")
 
-    def __init__(self, group: PlanarGroup, irreps: Sequence[Irrep], change_of_basis=None,
+    def __init__(self, group: GroupBase, irreps: Sequence[IrrepBase], change_of_basis=None,
                  name: str | None = None):
         irreps = tuple(irreps)
         if not irreps:
@@ -87,7 +80,7 @@ class Representation:
         set_ = object.__setattr__
         set_(self, "group", group)
         set_(self, "irreps", irreps)
-        set_(self, "change_of_basis", _readonly(Q))
+        set_(self, "change_of_basis", frozen(Q))
         set_(self, "name", str(name))
         # "+ 0.0" maps -0.0 to 0.0, so that equal contents (array_equal) hash equal
         set_(self, "_hash", hash((group, irreps, self.name,
@@ -127,7 +120,7 @@ class Representation:
     @cached_property
     def change_of_basis_inv(self) -> np.ndarray:
         """Q⁻¹ = Qᵀ."""
-        return _readonly(self.change_of_basis.T)
+        return frozen(self.change_of_basis.T)
 
     @property
     def is_identity_basis(self) -> bool:
@@ -147,9 +140,7 @@ class Representation:
     # ---- evaluation ---------------------------------------------------------------------
     def __call__(self, g) -> np.ndarray:
         """The (size × size) matrix ρ(g) of one element (a batch: :meth:`evaluate`)."""
-        if self.group.space_dimension == 3 and np.ndim(g) == 3:
-            raise ValueError(f"ρ(g) takes one element (a 3×3 matrix), got an array of shape "
-                             f"{np.shape(g)}; for a batch (n, 3, 3) use .evaluate(batch)")
+        self.group.check_single_element(g)
         return self.evaluate([g])[0]
 
     def evaluate(self, elements) -> np.ndarray:
@@ -189,7 +180,7 @@ class Representation:
         sub = self.group.subgroup(subgroup_id)
         irreps, Cs = [], []
         for psi in self.irreps:
-            hs, C = restrict_irrep(psi, sub)
+            hs, C = sub.restrict(psi)
             irreps += hs
             Cs.append(C)
         Q = self.change_of_basis @ block_diag(*Cs)
@@ -225,71 +216,12 @@ def directsum(reps: Sequence[Representation], change_of_basis=None,
     return Representation(group, irreps, Q, name=name)
 
 
-def regular_representation(group: PlanarGroup) -> Representation:
-    r"""Regular representation of a finite group: ρ(e)[j, i] = 1 iff g_j = e·g_i.
-
-    Each irrep ψ appears d_ψ / sos_ψ times; column (ψ, c, i) of Q is
-    :math:`\sqrt{d_\psi/|G|}\, \psi(g)[i, c]` over the elements g (e2cnn's element order).
-    """
-    if not group.is_finite:
-        raise ValueError(f"{group.name} is continuous and has no regular representation; "
-                         f"use irreps or a finite subgroup")
-    elements = group.elements()
-    f, r = group.split_batch(elements)
-    order = len(elements)
-    irreps, cols = [], []
-    for psi in group.irreps():
-        M = psi.evaluate_split(f, r)  # (|G|, d, d)
-        scale = math.sqrt(psi.dim / order)
-        for c in range(psi.dim // psi.sum_of_squares_constituents):
-            irreps.append(psi)
-            cols.append(scale * M[:, :, c])
-    return Representation(group, irreps, np.concatenate(cols, axis=1), name="regular")
+def regular_representation(group: GroupBase) -> Representation:
+    """The regular representation of a finite group (``group.regular_representation``)."""
+    return group.regular_representation
 
 
-def _cosets(group, sub):
-    """Coset representatives r_i (first uncovered element, in element order) and the map
-    element → coset index."""
-    H = sub.elements()
-    reps, label = [], {}
-    for g in group.elements():
-        if g in label:
-            continue
-        label.update({group.compose(g, h): len(reps) for h in H})
-        reps.append(g)
-    return reps, label
-
-
-def quotient_representation(group: PlanarGroup, subgroup_id) -> Representation:
-    """Permutation action of G on the cosets G/H (e2cnn's ``quotient_repr(subgroup_id)``),
-    with e2cnn's closed-form change of basis (induced invariant vectors)."""
-    sub = group.subgroup(subgroup_id)
-    if group.is_finite:
-        reps, _ = _cosets(group, sub)
-    elif isinstance(group, O2) and sub.id == (None, -1):
-        reps = [(0, 0.0), (1, 0.0)]
-    else:
-        raise ValueError(f"subgroup_id {subgroup_id!r}: the only quotient of a continuous group "
-                         f"supported is O(2)/SO(2), i.e. (None, -1)")
-    irreps, vs = [], []
-    for psi in group.irreps():
-        hs, C = restrict_irrep(psi, sub)
-        offs = np.cumsum([0] + [h.dim for h in hs])
-        J = [int(o) for h, o in zip(hs, offs) if h.is_trivial]
-        if not J:
-            continue
-        m = len(J) // psi.sum_of_squares_constituents
-        for c in range(m):
-            e = np.zeros(psi.dim)
-            if m == len(J):
-                e[J[c]] = 1.0
-            else:
-                e[J[2 * c]] = e[J[2 * c + 1]] = 1.0
-            irreps.append(psi)
-            vs.append(math.sqrt(psi.dim / psi.sum_of_squares_constituents) * (C @ e))
-    v = np.concatenate(vs)
-    v /= np.linalg.norm(v)
-    rep = Representation(group, irreps, name="tmp")
-    f, r = group.split_batch(reps)
-    Qinv = np.einsum("nab,b->an", rep.irreps_block_diagonal(f, r), v)
-    return Representation(group, irreps, Qinv.T, name=f"quotient[{sub.id}]")
+def quotient_representation(group: GroupBase, subgroup_id) -> Representation:
+    """The permutation representation on the cosets G/H
+    (``group.quotient_representation(subgroup_id)``)."""
+    return group.quotient_representation(subgroup_id)

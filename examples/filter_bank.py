@@ -27,9 +27,9 @@ import numpy as np
 
 import cupysteer as cs
 from cupysteer import gallery
-from cupysteer.cli import basis_arrays
 from cupysteer.equivariance import equivariance_errors
 from cupysteer.fields_spec import format_field_type, format_group, parse_field_type, parse_group
+from cupysteer.io import basis_arrays, save_bank
 
 BANKS = [
     # name, group, in fields, out fields, kernel size
@@ -59,7 +59,7 @@ def make_bank(name, group, fin, fout, size, outdir: Path, seed: int = 0) -> dict
     filters = basis.expand(weights)
     arrays = basis_arrays(basis)
     arrays.update(weights=weights, filters=filters, bias_expansion=basis.bias_expansion())
-    np.savez(outdir / f"{name}.npz", **arrays)
+    save_bank(outdir / f"{name}.npz", arrays)
     how = picture(lambda: gallery.plot_basis(basis, outdir / f"{name}_basis.png"),
                   lambda: gallery.basis_image(basis), outdir / f"{name}_basis.png")
     F = np.asarray(filters, np.float64)

@@ -2,13 +2,14 @@
 //
 // One kernel family: forward (weights -> filters) and its exact adjoint (filter
 // gradient -> weight gradient). Both consume the packed expansion plan built by
-// cupysteer/packed.py; its layout is documented there and mirrored by the
-// constants below. All plan integers are long long. Field pairs with the same block
-// structure share one list of blocks (a template), sorted by (row, col): a block's weights
-// are w[weight_base + positions[weight_offset + e]], weight_base per field pair.
+// cupysteer/backends/packing.py; its layout is documented there, and the column constants
+// (FP_*, BLK_*) are generated from it (see below). All plan integers are long long. Field
+// pairs with the same block structure share one list of blocks (a template), sorted by
+// (row, col): a block's weights are w[weight_base + positions[weight_offset + e]],
+// weight_base per field pair.
 // Irreps blocks may have any size (d_out x d_in, up to 13 x 13 for SO(3) l = 6) and fields
-// any number of channels: the launch parameters (cupysteer.packed.launch_config) tile the
-// points, the irreps rows and the output columns so that every CUDA block fits its
+// any number of channels: the launch parameters (cupysteer.backends.launch.launch_config)
+// tile the points, the irreps rows and the output columns so that every CUDA block fits its
 // shared memory; planar layers get a single row chunk and column tile (the whole field pair).
 //
 // Forward, one CUDA block per (field pair, point tile x column tile, batch item); for each
@@ -30,30 +31,14 @@
 #include <cuda_bf16.h>
 #endif
 
-// Field-pair table, FP_FIELDS entries per field pair.
-#define FP_OUT_OFFSET 0
-#define FP_OUT_SIZE 1
-#define FP_OUT_COB 2
-#define FP_IN_OFFSET 3
-#define FP_IN_SIZE 4
-#define FP_IN_COB 5
-#define FP_BLOCK_BEGIN 6
-#define FP_BLOCK_END 7
-#define FP_FILTER_BASE 8
-#define FP_IN_CHANNELS 9
-#define FP_POINTS 10
-#define FP_WEIGHT_BASE 11
-#define FP_FIELDS 12
-
-// Irreps-block table, BLK_FIELDS entries per block.
-#define BLK_ROW 0
-#define BLK_COL 1
-#define BLK_DOUT 2
-#define BLK_DIN 3
-#define BLK_COUNT 4
-#define BLK_BASIS 5
-#define BLK_WEIGHT 6
-#define BLK_FIELDS 7
+// The plan tables' column indices, FP_<COLUMN> (field-pair table, FP_FIELDS columns) and
+// BLK_<COLUMN> (irreps-block table, BLK_FIELDS columns), are not written here: they are
+// generated from cupysteer.backends.packing.FIELDPAIR_COLUMNS / BLOCK_COLUMNS by
+// cupysteer.backends.kernel_source.table_defines() and prepended to this text by
+// kernel_source("expand.cu") (what NVRTC, nvcc and the CPU emulation compile).
+#if !defined(FP_FIELDS) || !defined(BLK_FIELDS)
+#error "compile expand.cu as cupysteer.backends.kernel_source() returns it (FP_/BLK_ defines)"
+#endif
 
 template <typename Out, typename Acc>
 CUPYSTEER_HD Out cs_cast(Acc v) { return static_cast<Out>(v); }
@@ -77,13 +62,13 @@ __device__ void fill_blocks(Acc* D, const T* __restrict__ w, const T* __restrict
     for (int b = b0; b < b1; ++b) {
         const long long* q = blk + (long long)b * BLK_FIELDS;
         const int row = (int)q[BLK_ROW], col = (int)q[BLK_COL];
-        const int dout = (int)q[BLK_DOUT], din = (int)q[BLK_DIN];
+        const int dout = (int)q[BLK_D_OUT], din = (int)q[BLK_D_IN];
         const int a0 = max(row, r0), a1 = min(row + dout, r0 + nr);
         const int k0 = max(col, c0), k1 = min(col + din, c0 + nc);
         if (a0 >= a1 || k0 >= k1) continue;  // uniform across the block
         const int n = (int)q[BLK_COUNT], nk = k1 - k0;
-        const T* B = basis + q[BLK_BASIS] + x0;
-        const long long* wi = positions + q[BLK_WEIGHT];
+        const T* B = basis + q[BLK_BASIS_OFFSET] + x0;
+        const long long* wi = positions + q[BLK_WEIGHT_OFFSET];
         const long long estride = (long long)dout * din * P;
         const int m = (a1 - a0) * nk * nx;
         for (int i = threadIdx.x; i < m; i += blockDim.x) {
@@ -204,8 +189,8 @@ __device__ void expand_adjoint_impl(const T* __restrict__ grad_filter, long long
     const long long cb0 = whole ? b0 : cs_lower_bound(blk, b0, b1, BLK_ROW, r0);
     const long long cb1 = whole ? b1 : cs_lower_bound(blk, cb0, b1, BLK_ROW, r0 + rows);
     if (cb0 == cb1) return;
-    const long long ws = blk[cb0 * BLK_FIELDS + BLK_WEIGHT];
-    const long long we = blk[(cb1 - 1) * BLK_FIELDS + BLK_WEIGHT] +
+    const long long ws = blk[cb0 * BLK_FIELDS + BLK_WEIGHT_OFFSET];
+    const long long we = blk[(cb1 - 1) * BLK_FIELDS + BLK_WEIGHT_OFFSET] +
                          blk[(cb1 - 1) * BLK_FIELDS + BLK_COUNT];
     const long long j0 = ws + (long long)(blockIdx.y % passes) * max_weights;
     if (j0 >= we) return;
@@ -216,7 +201,8 @@ __device__ void expand_adjoint_impl(const T* __restrict__ grad_filter, long long
         rlo = (int)blk[cb0 * BLK_FIELDS + BLK_ROW];
         rhi = rlo;
         for (long long b = cb0; b < cb1; ++b)
-            rhi = max(rhi, (int)(blk[b * BLK_FIELDS + BLK_ROW] + blk[b * BLK_FIELDS + BLK_DOUT]));
+            rhi = max(rhi, (int)(blk[b * BLK_FIELDS + BLK_ROW] +
+                                 blk[b * BLK_FIELDS + BLK_D_OUT]));
     }
     const int nr = rhi - rlo;
     Acc* acc = reinterpret_cast<Acc*>(cs_smem);
@@ -281,12 +267,12 @@ __device__ void expand_adjoint_impl(const T* __restrict__ grad_filter, long long
         for (int jj = threadIdx.x; jj < nw; jj += blockDim.x) {
             const long long j = j0 + jj;
             // the block holding slot j: the last one whose weight offset is <= j
-            const long long b = cs_lower_bound(blk, cb0, cb1, BLK_WEIGHT, j + 1) - 1;
+            const long long b = cs_lower_bound(blk, cb0, cb1, BLK_WEIGHT_OFFSET, j + 1) - 1;
             const long long* q = blk + b * BLK_FIELDS;
-            const int e = (int)(j - q[BLK_WEIGHT]);
+            const int e = (int)(j - q[BLK_WEIGHT_OFFSET]);
             const int row = (int)q[BLK_ROW] - rlo, col = (int)q[BLK_COL];
-            const int dout = (int)q[BLK_DOUT], din = (int)q[BLK_DIN];
-            const T* B = basis + q[BLK_BASIS] + (long long)e * dout * din * P + x0;
+            const int dout = (int)q[BLK_D_OUT], din = (int)q[BLK_D_IN];
+            const T* B = basis + q[BLK_BASIS_OFFSET] + (long long)e * dout * din * P + x0;
             Acc s = acc[jj];
             for (int a = 0; a < dout; ++a)
                 for (int c = 0; c < din; ++c)

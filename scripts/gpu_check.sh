@@ -12,10 +12,10 @@
 #
 # Steps (1-3 under 5 minutes in all; each step with its own timeout):
 #   1. nvidia-smi, driver/runtime/NVRTC and package versions;
-#   2. pytest -m gpu (tests/test_cupy_gpu.py: fused/padded forward and adjoint against NumPy,
+#   2. pytest -m gpu (tests/backends/test_cupy_gpu.py: fused/padded forward and adjoint against NumPy,
 #      whole network, half outputs, errors);
 #   3. benchmarks/bench_gpu.py, if present (JSON written next to the log);
-#   4. compute-sanitizer memcheck and racecheck over the GPU test subset (tests/test_cupy_gpu.py
+#   4. compute-sanitizer memcheck and racecheck over the GPU test subset (tests/backends/test_cupy_gpu.py
 #      with CuPy's memory pool off, so that memcheck sees every buffer's real bounds), when
 #      compute-sanitizer is on PATH (the 3D-sized random plans and the 120-channel × 343-point
 #      field pair are left out there: too slow under racecheck; test_tiled_60_channel_field
@@ -163,7 +163,7 @@ else
 cupy.cuda.set_allocator(None)
 cupy.cuda.set_pinned_memory_allocator(None)
 sys.exit(pytest.main(["-m", "gpu", "-q", "-x", "-rs", "-p", "no:cacheprovider",
-                     "-k", "not random_big_block_plans and not 343_points", "tests/test_cupy_gpu.py"]))'
+                     "-k", "not random_big_block_plans and not 343_points", "tests/backends/test_cupy_gpu.py"]))'
     for TOOL in memcheck racecheck; do
         echo "--- $TOOL"
         timeout 180 "$SANITIZER" --tool "$TOOL" --target-processes all \

@@ -25,7 +25,7 @@ box mean, their square and their absolute value) from fixed seeds, then saved:
   ``grad_output`` (a fixed random tensor G) and ``grad.<parameter>`` (the gradients of
   sum(output * G) with respect to every trainable parameter, train mode).
 * ``meta.json``: the architecture (gspace and field types in the spellings of
-  tests/test_e2cnn_fixtures.py), training settings and loss curve, checks, and versions.
+  tests/r2/test_e2cnn_fixtures.py), training settings and loss curve, checks, and versions.
 
 torch >= 2 needs the run-time fix of benchmarks/_e2cnn_driver.py (a bool mask in
 SingleBlockBasisExpansion.__init__); it is applied here the same way, site-packages untouched.
@@ -48,7 +48,8 @@ warnings.filterwarnings("ignore")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from e2cnn import gspaces, nn as enn  # noqa: E402
+from e2cnn import gspaces  # noqa: E402
+from e2cnn import nn as enn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -61,10 +62,9 @@ STEPS, BATCH, SIZE, LR = 30, 8, 17, 1e-2
 sys.path.insert(0, str(REPO / "benchmarks"))
 from _e2cnn_patch import patch_bool_mask  # noqa: E402
 
-
 patch_bool_mask()
 
-# ---- architecture (spellings of tests/test_e2cnn_fixtures.py) -------------------------------
+# ---- architecture (spellings of tests/r2/test_e2cnn_fixtures.py) -------------------------------
 
 GSPACE = {"spec": ["fliprot", 4], "axis": math.pi / 2}
 LAYERS = [

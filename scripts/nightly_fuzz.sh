@@ -5,11 +5,11 @@
 #   bash scripts/nightly_fuzz.sh --quick    # the same steps with CI's example counts
 #
 # Steps, each with its own timeout:
-#   1. tests/test_fuzz.py with HYPOTHESIS_PROFILE=nightly (25x CI's examples: NumPy expand vs
+#   1. tests/core/test_fuzz.py with HYPOTHESIS_PROFILE=nightly (25x CI's examples: NumPy expand vs
 #      the dense and padded references, adjoint identity, equivariance, emulated CUDA kernels
 #      vs NumPy, over random groups, field types, kernel sizes, dtypes and array layouts);
-#   2. the sanitizer suite: tests/test_kernels_sanitizers.py (ASan+UBSan and TSan builds with
-#      positive controls), then the whole emulated-kernel suite (tests/test_kernels_emulated.py
+#   2. the sanitizer suite: tests/backends/test_kernels_sanitizers.py (ASan+UBSan and TSan builds with
+#      positive controls), then the whole emulated-kernel suite (tests/backends/test_kernels_emulated.py
 #      and the emulated fuzz test) under CUPYSTEER_EMU_SANITIZE=address and =thread, with
 #      CI's example counts (SANITIZED_PROFILE=nightly for 25x: hours under TSan);
 #   3. the validation, determinism and cache-robustness tests.
@@ -45,17 +45,17 @@ echo "commit: $(commit_id)"
 echo "python: $(command -v "$PY") $("$PY" --version 2>&1); g++: $(command -v g++ || echo 'not found')"
 "$PY" -c "import numpy, hypothesis, pytest; print('numpy', numpy.__version__, 'hypothesis', hypothesis.__version__, 'pytest', pytest.__version__)"
 
-step "fuzz ($PROFILE profile)" 3000 HYPOTHESIS_PROFILE="$PROFILE" -- tests/test_fuzz.py \
+step "fuzz ($PROFILE profile)" 3000 HYPOTHESIS_PROFILE="$PROFILE" -- tests/core/test_fuzz.py \
     --hypothesis-show-statistics
 step "sanitizer suite (positive controls)" 600 CUPYSTEER_EMU_SANITIZE= -- \
-    tests/test_kernels_sanitizers.py
+    tests/backends/test_kernels_sanitizers.py
 for SAN in address thread; do
     step "emulated kernels under $SAN sanitizer" 1800 CUPYSTEER_EMU_SANITIZE="$SAN" \
         HYPOTHESIS_PROFILE="$SANITIZED_PROFILE" -- \
-        tests/test_kernels_emulated.py tests/test_fuzz.py -k "emulated or kernels"
+        tests/backends/test_kernels_emulated.py tests/core/test_fuzz.py -k "emulated or kernels"
 done
-step "validation, determinism, caches" 600 -- tests/test_validation.py \
-    tests/test_determinism.py tests/test_cache_robustness.py
+step "validation, determinism, caches" 600 -- tests/core/test_validation.py \
+    tests/core/test_determinism.py tests/core/test_cache_robustness.py
 
 section "done"
 echo "log: $LOG, total ${SECONDS}s"

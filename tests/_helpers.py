@@ -133,8 +133,9 @@ def conjugate(rho_out: np.ndarray, K: np.ndarray, rho_in: np.ndarray) -> np.ndar
 SETTINGS = dict(max_examples=25, deadline=None)
 
 
-# ---- packed layers: the NumPy reference of the expander kernels ----------------------------------
-# (tests/test_kernels_emulated.py runs the kernels on the CPU, tests/test_cupy_gpu.py on a GPU)
+# ---- packed layers: the NumPy reference of the expander kernels --------------------------
+# (tests/backends/test_kernels_emulated.py runs the kernels on the CPU,
+# tests/backends/test_cupy_gpu.py on a GPU)
 
 # relative error of the kernels against the float64 NumPy reference; on a GPU, FMA contraction
 # and flush-to-zero (-ftz=true) change the last bits

@@ -1,5 +1,5 @@
 """Hypothesis strategies and independent reference helpers shared by the property tests of
-the group theory: tests/test_groups.py, test_irreps.py, test_representation.py and
+the group theory: tests/r2/test_groups.py, test_irreps.py, test_representation.py and
 test_field_type.py.
 
 Each test file picks its own sizes (``prop``'s example count, ``group_strategies``'s maximum
@@ -11,7 +11,8 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 
 from cupysteer import O2, SO2, CyclicGroup, DihedralGroup, FlipGroup, PlanarGroup, trivial_group
 

@@ -1,13 +1,19 @@
-"""CuPy backend: the fused RawKernels of ``kernels/expand.cu`` on CUDA devices.
+"""CuPy backend, the fused launcher: the RawKernels of ``kernels/expand.cu`` on CUDA devices.
 
-CuPy is imported lazily. Modules are compiled once per (device, options) and the packed
-plan is uploaded once per device; launches go to the current CuPy stream. Every shape,
-dtype, device and contiguity check happens in Python before a launch.
+:class:`CupyExpander` packs its plans (:mod:`.packing`), compiles the kernel source of
+:mod:`.kernel_source` into a ``cupy.RawModule`` and launches it with the configuration of
+:mod:`.launch`. CuPy is imported lazily. Modules are compiled once per (device, options) and
+the packed plan is uploaded once per device; launches go to the current CuPy stream. Every
+shape, dtype, device and contiguity check happens in Python before a launch.
 
 ``method``: ``"fused"`` (default; block filling + change of basis in one kernel) or
-``"padded"`` (e2cnn's storage: one padded (d, size_out·size_in·P) basis per pair of
-representation names, one cuBLAS GEMM per such block and a scatter into the filter — the
-baseline kept for benchmarks).
+``"padded"`` (e2cnn's storage and one cuBLAS GEMM per block, the baseline kept for
+benchmarks: :mod:`cupysteer.backends.padded`, which this class delegates to).
+
+The CPU emulation of the tests (``tests/cuda_emulation/harness.py``) runs this very class on
+the CPU: it overrides :meth:`CupyExpander._cupy` (a stand-in ``cupy`` over NumPy),
+:meth:`CupyExpander._module` (the kernels built with g++) and lowers
+:attr:`CupyExpander.shared_limit`.
 """
 from __future__ import annotations
 
@@ -17,12 +23,21 @@ from typing import Sequence
 import numpy as np
 
 from .._memory import check_device
-from ..packed import pack_plans, launch_config
 from ..plan import ExpansionPlan
-from .kernel_source import (COMPILE_OPTIONS, HALF_OPTIONS, adjoint_args, all_name_expressions,
-                            forward_args, kernel_source, name_expression)
+from . import padded
+from .kernel_source import (
+    COMPILE_OPTIONS,
+    HALF_OPTIONS,
+    adjoint_args,
+    all_name_expressions,
+    forward_args,
+    kernel_source,
+    name_expression,
+)
+from .launch import SHARED_MEMORY_LIMIT, THREADS, LaunchConfig, launch_config
+from .packing import pack_plans
 
-__all__ = ["CupyExpander", "is_available", "import_cupy"]
+__all__ = ["CupyExpander", "is_available", "import_cupy", "compile_module"]
 
 _MODULES: dict = {}
 _LOCK = threading.Lock()
@@ -47,6 +62,14 @@ def is_available() -> bool:
         return False
 
 
+def compile_module(cupy, half: bool):
+    """``cupy.RawModule`` of ``expand.cu``: the source, options and name expressions of
+    :mod:`.kernel_source` (``half``: also the float16 / bfloat16 output kernels)."""
+    return cupy.RawModule(code=kernel_source("expand.cu"),
+                          options=HALF_OPTIONS if half else COMPILE_OPTIONS,
+                          name_expressions=all_name_expressions(half))
+
+
 def _module(half: bool):
     """The RawModule for the current device (memoised per device and options)."""
     cupy = import_cupy()
@@ -54,15 +77,22 @@ def _module(half: bool):
     key = (dev, half)
     with _LOCK:
         if key not in _MODULES:
-            _MODULES[key] = cupy.RawModule(
-                code=kernel_source("expand.cu"),
-                options=HALF_OPTIONS if half else COMPILE_OPTIONS,
-                name_expressions=all_name_expressions(half))
+            _MODULES[key] = compile_module(cupy, half)
         return _MODULES[key]
 
 
 class CupyExpander:
-    """Expansion of one or more plans (a whole network in one launch) on the GPU."""
+    """Expansion of one or more plans (a whole network in one launch) on the GPU.
+
+    ``method="padded"`` (with ``padded_blocks``, one ``LayerBasis.padded_blocks()`` list per
+    plan) runs the baseline of :mod:`cupysteer.backends.padded` instead of the fused kernels.
+    """
+
+    #: threads per CUDA block and dynamic shared memory per CUDA block the launches may use
+    #: (:func:`~cupysteer.backends.launch.launch_config`); an instance may lower
+    #: ``shared_limit`` (the CPU emulation does, to force several tiles per field pair)
+    threads: int = THREADS
+    shared_limit: int = SHARED_MEMORY_LIMIT
 
     def __init__(self, plans: ExpansionPlan | Sequence[ExpansionPlan], dtype=np.float32,
                  method: str = "fused", padded_blocks: Sequence[list] | None = None):
@@ -76,27 +106,36 @@ class CupyExpander:
         self.packed = pack_plans(plans)
         self._padded_host = None
         if method == "padded":
-            if padded_blocks is None or len(padded_blocks) != len(plans):
-                raise ValueError("method='padded' needs padded_blocks, one list per plan "
-                                 "(LayerBasis.padded_blocks())")
-            self._padded_host = padded_blocks
+            self._padded_host = padded.check_blocks(padded_blocks, len(plans))
         self._device_tables: dict = {}
         self._lock = threading.Lock()
+
+    # ---- the runtime: CuPy and the compiled kernels (the CPU emulation overrides both) --------
+    def _cupy(self):
+        """The ``cupy`` module."""
+        return import_cupy()
+
+    def _module(self, half: bool):
+        """The compiled kernels (``half``: the module with the half-precision outputs)."""
+        return _module(half)
+
+    def config(self, kind: str, batch: int) -> LaunchConfig:
+        """The launch configuration of ``kind`` ('forward' or 'adjoint') for ``batch`` items."""
+        return launch_config(self.packed, kind, batch, self.dtype.itemsize,
+                             threads=self.threads, shared_limit=self.shared_limit)
 
     # ---- device state ----------------------------------------------------------------------
     def _tables(self):
         """The plan's tables on the current device: uploaded once, then synchronised, so
         launches on any stream may use them."""
-        cupy = import_cupy()
+        cupy = self._cupy()
         dev = cupy.cuda.Device().id
         with self._lock:
             return self._device_tables.get(dev) or self._upload(cupy, dev)
 
     def _upload(self, cupy, dev):
         p = self.packed
-        need = self.device_bytes + sum(
-            np.asarray(b["E"]).size * self.dtype.itemsize
-            for blocks in (self._padded_host or ()) for b in blocks)
+        need = self.device_bytes + padded.upload_bytes(self._padded_host or (), self.dtype)
         check_device(cupy, need, f"uploading the expansion plan ({self.method})",
                      "expand fewer layers per CupyExpander" + (
                          ", or use method='fused'" if self.method == "padded" else ""))
@@ -105,13 +144,7 @@ class CupyExpander:
                  basis=cupy.asarray(p.basis.astype(self.dtype)),
                  cob=cupy.asarray(p.cob.astype(self.dtype)))
         if self._padded_host is not None:
-            t["padded"] = [[dict(E=cupy.asarray(np.asarray(b["E"], self.dtype)
-                                                .reshape(len(b["E"]), -1)),
-                                 shape=b["E"].shape, lo=b["lo"], n_out=b["n_out"],
-                                 n_in=b["n_in"],
-                                 rows=cupy.asarray(b["out_channels"])[:, None],
-                                 cols=cupy.asarray(b["in_channels"])[None, :])
-                            for b in blocks] for blocks in self._padded_host]
+            t["padded"] = padded.upload(cupy, self._padded_host, self.dtype)
         cupy.cuda.get_current_stream().synchronize()  # the copies are asynchronous
         self._device_tables[dev] = t
         return t
@@ -125,7 +158,7 @@ class CupyExpander:
                    + (len(p.basis) + len(p.cob)) * item)
 
     def _check(self, x, name, shape_tail):
-        cupy = import_cupy()
+        cupy = self._cupy()
         if not isinstance(x, cupy.ndarray):
             raise TypeError(f"{name}: the CuPy backend takes cupy.ndarray, got {type(x).__name__}")
         if x.dtype != self.dtype:
@@ -137,14 +170,15 @@ class CupyExpander:
                              f"got {x.shape}")
         if x.device.id != cupy.cuda.Device().id:
             raise ValueError(f"{name} lives on device {x.device.id} but the current device is "
-                             f"{cupy.cuda.Device().id}; use `with cupy.cuda.Device({x.device.id}):`")
+                             f"{cupy.cuda.Device().id}; use "
+                             f"`with cupy.cuda.Device({x.device.id}):`")
         return cupy.ascontiguousarray(x)
 
     # ---- forward / adjoint -------------------------------------------------------------------
     def _check_out(self, out, shape, dtype):
         """A caller-provided output array (e.g. memory of torch's allocator): exact shape and
         dtype, C-contiguous, on the current device."""
-        cupy = import_cupy()
+        cupy = self._cupy()
         if not isinstance(out, cupy.ndarray):
             raise TypeError(f"out: expected a cupy.ndarray, got {type(out).__name__}")
         if out.shape != shape or out.dtype != dtype:
@@ -163,7 +197,7 @@ class CupyExpander:
         ``out_dtype`` 'float16'/'bfloat16' writes half-precision filters with float32
         accumulation (float32 weights only). ``out`` (same shape as the result, the weights'
         dtype) receives the filters instead of a new CuPy array."""
-        cupy = import_cupy()
+        cupy = self._cupy()
         p = self.packed
         w = self._check(weights, "weights", (p.dim,))
         batch = 1 if w.ndim == 1 else w.shape[0]
@@ -182,20 +216,7 @@ class CupyExpander:
         if self.method == "padded":
             if out_dtype is not None:
                 raise ValueError("out_dtype is only supported by method='fused'")
-            out = cupy.zeros((batch, p.filter_size), self.dtype)
-            W = w.reshape(batch, p.dim)
-            for woff, foff, shape, blocks in zip(p.weight_offsets, p.filter_offsets,
-                                                 p.filter_shapes, t["padded"]):
-                co, ci = shape[0], shape[1]
-                F = out[:, foff:foff + int(np.prod(shape))].reshape(batch, co, ci, -1)
-                for b in blocks:
-                    d, so, si, P = b["shape"]
-                    n = b["n_out"] * b["n_in"]
-                    Wb = W[:, woff + b["lo"]:woff + b["lo"] + n * d].reshape(batch * n, d)
-                    B = (Wb @ b["E"]).reshape(batch, b["n_out"], b["n_in"], so, si, P)
-                    B = B.transpose(0, 1, 3, 2, 4, 5).reshape(batch, b["n_out"] * so,
-                                                              b["n_in"] * si, P)
-                    F[:, b["rows"], b["cols"]] = B
+            out = padded.expand(cupy, p, t["padded"], w, batch, self.dtype)
             if given is not None:
                 given[...] = out.reshape(given.shape)
                 return given
@@ -207,7 +228,7 @@ class CupyExpander:
                 raise ValueError(f"out_dtype must be 'float16' or 'bfloat16' with float32 "
                                  f"weights, got {out_dtype!r}")
             out_name = _OUT_DTYPES[key]
-        cfg = launch_config(p, "forward", batch, self.dtype.itemsize)
+        cfg = self.config("forward", batch)
         if given is not None:
             out = given.reshape(batch, p.filter_size)
         elif out_name is None:
@@ -216,7 +237,7 @@ class CupyExpander:
             out = cupy.empty((batch, p.filter_size), cupy.float16)
         else:  # bfloat16 has no CuPy dtype: raw 16-bit storage
             out = cupy.empty((batch, p.filter_size), cupy.uint16)
-        kern = _module(out_name is not None).get_function(
+        kern = self._module(out_name is not None).get_function(
             name_expression("forward", self.dtype, out_name))
         kern(cfg.grid, cfg.block, forward_args(w, p.dim, t["basis"], t["cob"], t["fieldpairs"],
                                                t["blocks"], t["positions"], out,
@@ -228,7 +249,7 @@ class CupyExpander:
     def adjoint(self, grad_filter, out=None):
         """Flat filter gradient (filter_size,) or (b, filter_size) → weight gradient
         (written into ``out`` if given: same shape as the result, the gradient's dtype)."""
-        cupy = import_cupy()
+        cupy = self._cupy()
         p = self.packed
         g = self._check(grad_filter, "filter_grad", (p.filter_size,))
         batch = 1 if g.ndim == 1 else g.shape[0]
@@ -242,31 +263,18 @@ class CupyExpander:
                      "pass fewer batch items per call")
         t = self._tables()
         if self.method == "padded":
-            out = cupy.zeros((batch, p.dim), self.dtype)
-            G = g.reshape(batch, p.filter_size)
-            for woff, foff, shape, blocks in zip(p.weight_offsets, p.filter_offsets,
-                                                 p.filter_shapes, t["padded"]):
-                co, ci = shape[0], shape[1]
-                F = G[:, foff:foff + int(np.prod(shape))].reshape(batch, co, ci, -1)
-                for b in blocks:
-                    d, so, si, P = b["shape"]
-                    n = b["n_out"] * b["n_in"]
-                    X = F[:, b["rows"], b["cols"]].reshape(batch, b["n_out"], so, b["n_in"],
-                                                          si, P)
-                    X = X.transpose(0, 1, 3, 2, 4, 5).reshape(batch * n, so * si * P)
-                    out[:, woff + b["lo"]:woff + b["lo"] + n * d] = \
-                        (X @ b["E"].T).reshape(batch, n * d)
+            out = padded.adjoint(cupy, p, t["padded"], g, batch, self.dtype)
             if given is not None:
                 given[...] = out.reshape(given.shape)
                 return given
             return out if g.ndim == 2 else out[0]
-        cfg = launch_config(p, "adjoint", batch, self.dtype.itemsize)
+        cfg = self.config("adjoint", batch)
         if given is not None:
             out = given.reshape(batch, p.dim)
             out.fill(0)
         else:
             out = cupy.zeros((batch, p.dim), self.dtype)
-        kern = _module(False).get_function(name_expression("adjoint", self.dtype))
+        kern = self._module(False).get_function(name_expression("adjoint", self.dtype))
         kern(cfg.grid, cfg.block, adjoint_args(g, p.filter_size, t["basis"], t["cob"],
                                                t["fieldpairs"], t["blocks"], t["positions"],
                                                out, p.dim, cfg, p), shared_mem=cfg.shared_mem)

@@ -1,7 +1,7 @@
 """NumPy reference backend: executes an :class:`~cupysteer.plan.ExpansionPlan` on the CPU.
 
-Forward (see :mod:`cupysteer.plan`): fields are grouped by representation; for each
-output-group × input-group × output irrep position ("row") one gather of the weights and
+Forward (see :mod:`cupysteer.plan`): fields are grouped by representation (:mod:`.tables`); for
+each output-group × input-group × output irrep position ("row") one gather of the weights and
 one GEMM against the row's pair bases contracted with Q_in fill a whole strided slab of the
 filter; then Q_out is applied by one batched matmul per output group (``matmul(out=)``).
 The adjoint runs the same steps transposed in reverse order. Python loops run over rows
@@ -23,36 +23,11 @@ import numpy as np
 
 from .._memory import check_host
 from ..plan import ExpansionPlan
+from .tables import bias_expansion, block_weights, group_of, pair_blocks, progressions
 
-__all__ = ["NumpyExpander"]
+__all__ = ["NumpyExpander", "bias_expansion"]
 
 _DTYPES = (np.float32, np.float64)
-
-
-def _progressions(offsets, sizes, reps):
-    """Split the fields into groups of one representation whose channel offsets form an
-    arithmetic progression (a periodic field type such as [ψ0, ψ1, ψ2] × 8 gives one group
-    per representation): (fields, first channel, count, channel stride, size, rep id)."""
-    groups = []
-    for r in dict.fromkeys(int(x) for x in reps):
-        fields = [f for f in range(len(reps)) if reps[f] == r]
-        i = 0
-        while i < len(fields):
-            j = i + 1
-            stride = int(offsets[fields[j]] - offsets[fields[i]]) if j < len(fields) else 0
-            while j < len(fields) and offsets[fields[j]] - offsets[fields[j - 1]] == stride:
-                j += 1
-            n, s = j - i, int(sizes[fields[i]])
-            groups.append((fields[i:j], int(offsets[fields[i]]), n, stride if n > 1 else s, s, r))
-            i = j
-    return groups
-
-
-def _group_of(groups, n_fields):
-    table = np.empty(n_fields, np.int64)
-    for k, g in enumerate(groups):
-        table[g[0]] = k
-    return table
 
 
 def _out_view(K, off, n, stride, s):
@@ -112,12 +87,12 @@ class NumpyExpander:
             raise ValueError(f"method must be 'auto', 'rows' or 'blocks', got {method!r}")
         self.plan, self.dtype = plan, dtype
         P = plan.num_points
-        self.out_groups = _progressions(plan.out_field_offset, plan.out_field_size,
-                                        plan.out_field_rep)
-        self.in_groups = _progressions(plan.in_field_offset, plan.in_field_size,
-                                       plan.in_field_rep)
-        go = _group_of(self.out_groups, len(plan.out_field_offset))[plan.block_out_field]
-        gi = _group_of(self.in_groups, len(plan.in_field_offset))[plan.block_in_field]
+        self.out_groups = progressions(plan.out_field_offset, plan.out_field_size,
+                                       plan.out_field_rep)
+        self.in_groups = progressions(plan.in_field_offset, plan.in_field_size,
+                                      plan.in_field_rep)
+        go = group_of(self.out_groups, len(plan.out_field_offset))[plan.block_out_field]
+        gi = group_of(self.in_groups, len(plan.in_field_offset))[plan.block_in_field]
         lrow = plan.block_row - plan.out_field_offset[plan.block_out_field]
         lcol = plan.block_col - plan.in_field_offset[plan.block_in_field]
         T = len(plan.pair_count)
@@ -161,7 +136,7 @@ class NumpyExpander:
                 n, di = int(plan.pair_count[tau]), int(plan.pair_shape[tau][1])
                 B = plan.pair_values(tau)  # (n, d_o, d_i, P)
                 parts.append(np.einsum("nacx,dc->nadx", B, Qi[:, col:col + di]))
-                widx.append(plan.weight_index[plan.block_weight[blocks][:, None] + np.arange(n)])
+                widx.append(block_weights(plan, blocks, n))
             Bf = np.concatenate(parts).reshape(-1, d_o * s_i * P).astype(dtype)
             self.rows.append((Bf, np.concatenate(widx, axis=1),
                               (off_o + row, n_o, st_o, d_o, off_i, n_i, st_i, s_i)))
@@ -175,15 +150,10 @@ class NumpyExpander:
         blocks, their weights, and the raw pair basis; Q_in per input group."""
         plan, dtype = self.plan, self.dtype
         self.taus = []
-        for tau in np.unique(plan.block_pair):
-            blocks = np.flatnonzero(plan.block_pair == tau)
-            n = int(plan.pair_count[tau])
-            do, di = (int(v) for v in plan.pair_shape[tau])
-            widx = plan.weight_index[plan.block_weight[blocks][:, None] + np.arange(n)]
-            R = plan.block_row[blocks][:, None, None] + np.arange(do)[None, :, None]
-            C = plan.block_col[blocks][:, None, None] + np.arange(di)[None, None, :]
-            Bt = plan.pair_values(int(tau)).reshape(n, -1).astype(dtype)
-            self.taus.append((widx, R, C, Bt, (do, di)))
+        for pb in pair_blocks(plan):
+            Bt = plan.pair_values(pb.tau).reshape(pb.n, -1).astype(dtype)
+            self.taus.append((pb.weights, pb.rows[:, :, None], pb.cols[:, None, :], Bt,
+                              (pb.d_out, pb.d_in)))
         self.right = [(off, n, st, s, plan.rep_matrix(r).astype(dtype))
                       for _, off, n, st, s, r in self.in_groups if not plan.rep_identity[r]]
         self.identity_in = [(off, n, st, s) for _, off, n, st, s, r in self.in_groups
@@ -324,12 +294,3 @@ class NumpyExpander:
                              f"output irrep) or (batch, {plan.num_bias}), got {bias.shape}")
         return bias @ bias_expansion(plan).T.astype(bias.dtype)
 
-
-def bias_expansion(plan: ExpansionPlan) -> np.ndarray:
-    """(C_out, T) matrix: column t is the column of the field's Q for trivial irrep t."""
-    M = np.zeros((plan.out_size, plan.num_bias))
-    for t, (f, row) in enumerate(zip(plan.bias_field, plan.bias_row)):
-        off = int(plan.out_field_offset[f])
-        Q = plan.rep_matrix(int(plan.out_field_rep[f]))
-        M[off:off + Q.shape[0], t] = Q[:, int(row) - off]
-    return M

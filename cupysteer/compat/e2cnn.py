@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import math
 
-from .. import groups as _g
 from ..basis import LayerBasis
 from ..field_type import FieldType as _FieldType
+from ..r2 import groups as _g
 from ._gspace import GSpaceBase
 
 __all__ = ["GSpace", "TrivialOnR2", "Rot2dOnR2", "FlipRot2dOnR2", "Flip2dOnR2", "FieldType",

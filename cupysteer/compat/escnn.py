@@ -204,7 +204,7 @@ class R3ConvBasis(LayerBasis):
             if not isinstance(t, _FieldType):
                 raise ValueError(f"{name} must be a FieldType (cupysteer.compat.escnn."
                                  f"FieldType), got {type(t).__name__}")
-            if t.group.space_dimension != 3:
+            if t.group.space.dimension != 3:
                 raise ValueError(f"{name}: {t.group.name} acts on the plane; R3ConvBasis needs "
                                  f"a gspace on R³ (e.g. octaOnR3()); for 2D use "
                                  f"cupysteer.compat.e2cnn.R2ConvBasis")

@@ -1,7 +1,8 @@
 r"""Groups acting on R³ and their steerable filter bases (escnn 1.0.11's kernel spaces).
 
-Layers, as in the plane: groups → representations → irreps-pair bases → the same expansion
-plan and backends. Every group element is its 3×3 orthogonal matrix acting on (x, y, z).
+Layers, as in the plane (:mod:`cupysteer.r2`, the same module names): groups →
+representations → irreps-pair bases → the same expansion plan and backends. Every group
+element is its 3×3 orthogonal matrix acting on (x, y, z).
 
 * :mod:`~cupysteer.r3.so3`: real spherical harmonics (no Condon–Shortley phase), real Wigner D,
   real Clebsch–Gordan tensors (closed form, escnn's signs);
@@ -9,8 +10,11 @@ plan and backends. Every group element is its 3×3 orthogonal matrix acting on (
   dihedral, conical and cylindrical groups about z, a mirror, the inversion, the trivial group;
 * :mod:`~cupysteer.r3.representations`: regular, quotient and standard representations with
   deterministic orthogonal change of basis;
+* :mod:`~cupysteer.r3.irreps`: the irreps (escnn's ids and forms);
 * :mod:`~cupysteer.r3.settings` and :mod:`~cupysteer.r3.pair_basis`: escnn R3Conv's shells,
-  band-limits and k×k×k grid; per-irreps-pair bases.
+  band-limits and k×k×k grid; per-irreps-pair bases;
+* :mod:`~cupysteer.r3.space`: R³ as a :class:`~cupysteer.space.Space`;
+  :mod:`~cupysteer.r3.spelling`: ``O``, ``SO3:3``, ``D4z``, …
 
 :class:`cupysteer.LayerBasis` and :class:`cupysteer.FieldType` take these groups directly:
 
@@ -21,15 +25,43 @@ plan and backends. Every group element is its 3×3 orthogonal matrix acting on (
 >>> cs.LayerBasis(t, t, kernel_size=3).dim
 240
 """
-from .so3 import (clebsch_gordan, harmonic_matrix, spherical_harmonics,
-                  spherical_harmonics_all, wigner_D)
-from .groups import (Conical, Cylindrical, DihedralZ, FullCylindrical, FullIcosahedral,
-                     FullOctahedral, Group3, Icosahedral, Inversion, Irrep3, Mirror, O3,
-                     Octahedral, RotationsZ, SO3, Trivial3, axis_angle_matrix)
-from .representations import (quotient_representation, regular_representation,
-                              standard_representation)
-from .settings import grid_points3, resolve_settings3
+from .groups import (
+                  O3,
+                  SO3,
+                  Conical,
+                  Cylindrical,
+                  DihedralZ,
+                  FullCylindrical,
+                  FullIcosahedral,
+                  FullOctahedral,
+                  Group3,
+                  Icosahedral,
+                  Inversion,
+                  Irrep3,
+                  Mirror,
+                  Octahedral,
+                  RotationsZ,
+                  Trivial3,
+                  axis_angle_matrix,
+)
 from .pair_basis import harmonic_coefficients
+from .representations import (
+                  quotient_representation,
+                  regular_representation,
+                  standard_representation,
+)
+from .settings import grid_points, resolve_settings
+from .so3 import (
+                  clebsch_gordan,
+                  harmonic_matrix,
+                  spherical_harmonics,
+                  spherical_harmonics_all,
+                  wigner_D,
+)
+from .space import SPACE
+
+#: the names before the two spaces shared their module and function names
+grid_points3, resolve_settings3 = grid_points, resolve_settings
 
 __all__ = [
     "clebsch_gordan", "harmonic_matrix", "spherical_harmonics", "spherical_harmonics_all",
@@ -37,5 +69,6 @@ __all__ = [
     "Icosahedral", "FullIcosahedral", "RotationsZ", "DihedralZ", "Conical", "Cylindrical",
     "FullCylindrical", "Mirror", "Inversion", "Trivial3", "axis_angle_matrix",
     "regular_representation", "quotient_representation", "standard_representation",
-    "grid_points3", "resolve_settings3", "harmonic_coefficients",
+    "grid_points", "resolve_settings", "grid_points3", "resolve_settings3",
+    "harmonic_coefficients", "SPACE",
 ]

@@ -1,5 +1,5 @@
 r"""Groups of rotations about z and their planar-type relatives, labelled by the elements of a
-planar group of :mod:`cupysteer.groups`: C_N / SO(2) (RotationsZ), D_N / O(2) with π-rotations
+planar group of :mod:`cupysteer.r2.groups`: C_N / SO(2) (RotationsZ), D_N / O(2) with π-rotations
 (DihedralZ) or mirrors (Conical), a mirror, the inversion, the trivial group, and the products
 C2 × C_N (Cylindrical), C2 × D_N (FullCylindrical); re-exported by :mod:`cupysteer.r3.groups`."""
 from __future__ import annotations
@@ -8,10 +8,13 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.linalg import block_diag
 
-from .. import groups as _pg
+from .._checks import angle
+from ..r2 import groups as _pg
+from ..r2.irreps import Irrep, rotation_matrix
 from . import _finite
-from ._group3 import ATOL, DEFAULT_AXIS, _GENERIC_ANGLES, Group3, _det, _mf, _rz
+from ._base import _GENERIC_ANGLES, ATOL, DEFAULT_AXIS, Group3, _det, _mf, _rz
 from ._product import _Product
 
 
@@ -27,7 +30,7 @@ def _normalise(group, minimum, hint=""):
     maximum_frequency."""
     object.__setattr__(group, "N", _check_n(group.N, minimum, hint))
     if hasattr(group, "axis"):
-        object.__setattr__(group, "axis", _pg._check_axis(group.axis))
+        object.__setattr__(group, "axis", angle(group.axis, "axis"))
     object.__setattr__(group, "maximum_frequency", _mf(group.maximum_frequency))
 
 
@@ -104,7 +107,6 @@ class _PlanarKind(Group3):
         return self.planar._irrep_ids()
 
     def _planar_irrep(self, id):
-        from ..irreps import Irrep
         return Irrep.from_id(self.planar, id)
 
     def _check_id(self, id):
@@ -132,6 +134,19 @@ class _PlanarKind(Group3):
     @property
     def name(self):
         return self.planar.name
+
+    def _standard_parts(self):
+        """(ψ_xy, ψ_z, C): the standard representation of a continuous planar-type group is
+        ψ_xy ⊕ ψ_z with xy block C ψ_xy Cᵀ, C = rot(β)."""
+        refl = self.planar.has_reflections
+        xy = self.irrep(1, 1) if refl else self.irrep(1)
+        z = self.irrep(1, 0) if (refl and self.z_flip) else self.irrep(0, 0) if refl else \
+            self.irrep(0)
+        return xy, z, rotation_matrix(self.beta) if refl else np.eye(2)
+
+    def _standard_basis(self):
+        xy, z, C = self._standard_parts()
+        return [xy, z], block_diag(C, np.eye(1))
 
 
 @dataclass(frozen=True, repr=False)
@@ -232,7 +247,7 @@ class Mirror(_Explicit):
     kind = "mirror"
 
     def __post_init__(self):
-        object.__setattr__(self, "axis", _pg._check_axis(self.axis))
+        object.__setattr__(self, "axis", angle(self.axis, "axis"))
 
     def _list(self):
         n = np.array([math.sin(self.axis), math.cos(self.axis), 0.0])

@@ -10,9 +10,8 @@ from functools import lru_cache
 import numpy as np
 
 from . import _finite
-from ._group3 import ATOL, Group3, _rz, _wigner, axis_angle_matrix
+from ._base import ATOL, Group3, _rz, _wigner, axis_angle_matrix
 from ._product import _Product
-
 
 # kind: (elements(), escnn's generator indices, the ids l whose irrep is Wigner D^l, table(l))
 _TABLES = {

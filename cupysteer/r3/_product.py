@@ -4,8 +4,9 @@ base of FullOctahedral, FullIcosahedral (:mod:`._polyhedral`), Cylindrical and F
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg import block_diag
 
-from ._group3 import Group3, _det, _random_inversions
+from ._base import Group3, _det, _random_inversions
 
 
 class _Product(Group3):
@@ -38,6 +39,11 @@ class _Product(Group3):
     def _constraint(self):
         return np.concatenate([-np.eye(3)[None], self.factor._constraint()])
 
+    def _standard_basis(self):
+        xy, z, C = self.factor._standard_parts()
+        return ([self.irrep((1,), xy.id, 0), self.irrep((1,), z.id, 0)],
+                block_diag(C, np.eye(1)))
+
     def _sample(self, n, rng):
         s = _random_inversions(n, rng)
         return self.factor.sample(n, rng) * s
@@ -50,7 +56,8 @@ class _Product(Group3):
             id = id + (0,)
         if len(id) != 3 or id[0] not in ((0,), (1,)) or id[2] != 0 or not isinstance(id[1], tuple):
             raise self._id_error(id, "((a,), id_H, 0) with a in {0, 1} and id_H an irrep id of "
-                                     f"{self.factor.name}, e.g. ((1,), {self.factor._irrep_ids()[-1]}, 0)")
+                                     f"{self.factor.name}, e.g. ((1,), "
+                                     f"{self.factor._irrep_ids()[-1]}, 0)")
         return (id[0], self.factor._check_id(id[1]), 0)
 
     def _info(self, id):

@@ -7,7 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._group3 import Group3, _det, _mf, _random_inversions, _wigner, axis_angle_matrix
+from ._base import Group3, _det, _mf, _random_inversions, _wigner, axis_angle_matrix
+
+#: D¹(R) = Pᵀ R P: the standard representation of SO(3) is [D¹] with change of basis P
+P_STANDARD = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 
 _GENERIC_ROTATIONS = (axis_angle_matrix([1.0, 2.0, 3.0], 1.0),
                       axis_angle_matrix([-2.0, 0.5, 1.0], math.sqrt(2.0)))
@@ -64,6 +67,9 @@ class SO3(_Continuous3):
     def _evaluate(self, id, mats):
         return _wigner(id[0], mats)
 
+    def _standard_basis(self):
+        return [self.irrep(1)], P_STANDARD
+
 
 @dataclass(frozen=True, repr=False)
 class O3(_Continuous3):
@@ -97,3 +103,6 @@ class O3(_Continuous3):
     def _evaluate(self, id, mats):
         d = _det(mats)
         return _wigner(id[1], mats * d[:, None, None]) * (d ** id[0])[:, None, None]
+
+    def _standard_basis(self):
+        return [self.irrep(1, 1)], P_STANDARD

@@ -26,29 +26,34 @@ axis + πk/N in the xy plane (default: Ry(π) ∈ D_N); ``conicalOnR3``/``mirOnR
 contain z and the direction at angle −axis + πk/N (default: the mirror x ↦ −x), and
 ``fullCylindricalOnR3(n, axis)``'s π-rotation axes lie at axis/2 + πk/N (escnn passes 2·axis for
 dihedral/conical but axis for the full cylinder). Planar-type elements map to the planar group
-``planar`` of :mod:`cupysteer.groups` (axis β = axis for DihedralZ, −axis for Conical) so that the
-xy block of the matrix is the planar action; their irreps are the planar (e2cnn = escnn) ones.
+``planar`` of :mod:`cupysteer.r2.groups` (axis β = axis for DihedralZ, −axis for Conical) so
+that the xy block of the matrix is the planar action; their irreps are the planar (e2cnn =
+escnn) ones.
 
 Irreps: SO(3) ``(l,)`` = D^l (real Wigner, Y^l(Ru) = D^l(R) Y^l(u)); O(3) ``(j, l)`` =
 det^j · D^l(det·M); O: ``(0,) (1,) (-1,) (2,) (3,)``; I: ``(0,)``..``(4,)`` (see :mod:`._finite`);
 planar: ``(k,)`` / ``(j, k)``; C2 × H: ``((a,), id_H, 0)`` = det^a · ψ_H(det·M).
 
-The groups are defined in :mod:`._group3` (the bases :class:`Group3`, :class:`Irrep3`),
-:mod:`._rotation_groups` (SO3, O3), :mod:`._polyhedral` (O, I, O_h, I_h), :mod:`._axial` (the
-groups about z, mirror, inversion, trivial) and :mod:`._product` (C2 × H); import them from here.
+The groups are defined in :mod:`._base` (the base :class:`Group3`; irreps:
+:class:`~cupysteer.r3.irreps.Irrep3`), :mod:`._rotation_groups` (SO3, O3), :mod:`._polyhedral`
+(O, I, O_h, I_h), :mod:`._axial` (the groups about z, mirror, inversion, trivial) and
+:mod:`._product` (C2 × H); import them from here.
 """
 
-from . import _finite  # noqa: F401  (cupysteer.r3.representations imports it from here)
-from .. import groups as _pg  # noqa: F401
-from ._group3 import (ATOL, DEFAULT_AXIS, _GENERIC_ANGLES, Group3, Irrep3,  # noqa: F401
-                      _as_id, _det, _grid_elements, _irrep_info, _mf, _random_inversions,
-                      _rz, _wigner, axis_angle_matrix)
-from ._rotation_groups import _GENERIC_ROTATIONS, O3, SO3, _Continuous3  # noqa: F401
-from ._product import _Product  # noqa: F401
-from ._polyhedral import (FullIcosahedral, FullOctahedral, Icosahedral, Octahedral,  # noqa: F401
-                          _Platonic, _platonic_table)
-from ._axial import (Conical, Cylindrical, DihedralZ, FullCylindrical, Inversion,  # noqa: F401
-                     Mirror, RotationsZ, Trivial3, _check_n, _Explicit, _PlanarKind)
+from ._axial import (
+                     Conical,
+                     Cylindrical,
+                     DihedralZ,
+                     FullCylindrical,
+                     Inversion,
+                     Mirror,
+                     RotationsZ,
+                     Trivial3,
+)
+from ._base import Group3, axis_angle_matrix
+from ._polyhedral import FullIcosahedral, FullOctahedral, Icosahedral, Octahedral
+from ._rotation_groups import O3, SO3
+from .irreps import Irrep3
 
 __all__ = ["Group3", "Irrep3", "SO3", "O3", "Octahedral", "FullOctahedral", "Icosahedral",
            "FullIcosahedral", "RotationsZ", "DihedralZ", "Conical", "Cylindrical",

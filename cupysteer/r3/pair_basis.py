@@ -31,11 +31,13 @@ from functools import lru_cache
 
 import numpy as np
 
+from .._checks import freeze, frozen
 from .._memory import check_host
-from ..pair_basis import PairBasis, _readonly
+from ..pair_basis import PairBasis
 from ..settings import BasisSettings
+from .so3 import clebsch_gordan, harmonic_matrix, spherical_harmonics_all
 
-__all__ = ["harmonic_coefficients", "sample_pair_basis3", "sample_pair_bases3"]
+__all__ = ["harmonic_coefficients", "sample_pair_basis", "sample_pair_bases"]
 
 _NULL_TOL = 1e-7
 
@@ -58,26 +60,19 @@ def _canonical_basis(P: np.ndarray, rank: int) -> np.ndarray:
     raise RuntimeError(f"could not extract a rank-{rank} basis from the projector")
 
 
-def _frozen(a) -> np.ndarray:
-    a = np.array(a, np.float64)
-    a.setflags(write=False)
-    return a
-
-
 @lru_cache(maxsize=256)
 def _constraint_irrep(irrep) -> np.ndarray:
-    return _frozen(irrep.evaluate(_constraint_elements(irrep.group)))
+    return frozen(irrep.evaluate(_constraint_elements(irrep.group)))
 
 
 @lru_cache(maxsize=64)
 def _constraint_elements(group) -> np.ndarray:
-    return _frozen(group.constraint_elements())
+    return frozen(group.constraint_elements())
 
 
 @lru_cache(maxsize=256)
 def _constraint_harmonics(group, l: int) -> np.ndarray:
-    from .so3 import harmonic_matrix
-    return _frozen(harmonic_matrix(l, _constraint_elements(group)))
+    return frozen(harmonic_matrix(l, _constraint_elements(group)))
 
 
 def _kron(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -108,7 +103,6 @@ def _coefficients(in_irrep, out_irrep, l: int) -> np.ndarray:
     G = in_irrep.group
     kind = getattr(G, "kind", None)
     if kind in ("SO3", "O3"):
-        from .so3 import clebsch_gordan
         (*ji, li), (*jo, lo) = in_irrep.id, out_irrep.id
         ok = abs(li - lo) <= l <= li + lo
         if kind == "O3":
@@ -135,7 +129,6 @@ def harmonic_coefficients(in_irrep, out_irrep, l: int) -> np.ndarray:
 
 @lru_cache(maxsize=8)
 def _sampled_harmonics_cached(settings: BasisSettings, shape, data: bytes):
-    from .so3 import spherical_harmonics_all
     points = np.frombuffer(data).reshape(shape)
     Y = [np.ascontiguousarray(y) for y in spherical_harmonics_all(settings.maximum_frequency,
                                                                  points)]
@@ -197,22 +190,22 @@ def _fill(in_irrep, out_irrep, layout, vals: np.ndarray) -> PairBasis:
     zeros = np.zeros(n, np.int64)
     out = PairBasis(in_irrep, out_irrep, vals, ring, degree, zeros, index, zeros.copy(),
                     scales)
-    _readonly(out.values, out.ring, out.frequency, out.gamma, out.s, out.offset, out.scale)
+    freeze(out.values, out.ring, out.frequency, out.gamma, out.s, out.offset, out.scale)
     return out
 
 
-def sample_pair_basis3(in_irrep, out_irrep, settings: BasisSettings,
+def sample_pair_basis(in_irrep, out_irrep, settings: BasisSettings,
                        points: np.ndarray) -> PairBasis:
     """Sample, normalise and filter the basis of one irreps pair on ``points`` (P, 3).
 
     Returned as a :class:`~cupysteer.pair_basis.PairBasis` whose ``frequency`` is the harmonic
     degree l, ``s`` the coefficient-tensor index t, ``ring`` the shell; ``gamma`` and
     ``offset`` are 0 (planar notions)."""
-    return sample_pair_bases3([(in_irrep, out_irrep)], settings, points)[0]
+    return sample_pair_bases([(in_irrep, out_irrep)], settings, points)[0]
 
 
-def sample_pair_bases3(pairs, settings: BasisSettings, points: np.ndarray) -> list:
-    """:func:`sample_pair_basis3` for several (in_irrep, out_irrep) pairs at once: their values
+def sample_pair_bases(pairs, settings: BasisSettings, points: np.ndarray) -> list:
+    """:func:`sample_pair_basis` for several (in_irrep, out_irrep) pairs at once: their values
     are consecutive read-only views of ONE buffer, in the order given, so a layer's plan can
     use that buffer as its ``basis`` without a copy."""
     layouts = [_layout(a, b, settings, points) for a, b in pairs]

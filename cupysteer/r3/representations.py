@@ -25,20 +25,21 @@ import math
 from functools import lru_cache
 
 import numpy as np
-from scipy.linalg import block_diag
 
+from ..group import GroupBase
 from ..representation import Representation
-from .groups import Group3, _Explicit, _PlanarKind, _Product, DihedralZ, O3, SO3, _finite
+from . import _finite
+from .space import SPACE
 
 __all__ = ["regular_representation", "quotient_representation", "standard_representation",
-           "decompose", "P_STANDARD"]
+           "decompose"]
 
-#: D¹(R) = Pᵀ R P: the standard representation of SO(3) is [D¹] with change of basis P
-P_STANDARD = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+def _is_r3_group(group) -> bool:
+    return isinstance(group, GroupBase) and group.space is SPACE
 
 
 def _need_finite(group, what):
-    if not isinstance(group, Group3):
+    if not _is_r3_group(group):
         raise ValueError(f"group must be a group of cupysteer.r3, got {group!r}")
     if not group.is_finite:
         raise ValueError(f"{group.name} is continuous and has no {what}; use irreps or a finite "
@@ -144,33 +145,15 @@ def _quotient(group, sid):
     return Representation(group, irreps, Q, name=f"quotient[{sid}]")
 
 
-def _rot2(a):
-    return np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
-
-
 @lru_cache(maxsize=64)
 def standard_representation(group) -> Representation:
-    """The 3×3 action ρ(g) = g as a :class:`~cupysteer.Representation` named 'standard'."""
-    if not isinstance(group, Group3):
+    """The 3×3 action ρ(g) = g as a :class:`~cupysteer.Representation` named 'standard'
+    (finite groups: decomposed on the elements; continuous ones: their closed form)."""
+    if not _is_r3_group(group):
         raise ValueError(f"group must be a group of cupysteer.r3, got {group!r}")
-    G = group
-    if isinstance(G, SO3):
-        irreps, Q = [G.irrep(1)], P_STANDARD
-    elif isinstance(G, O3):
-        irreps, Q = [G.irrep(1, 1)], P_STANDARD
-    elif G.is_finite:
-        irreps, Q = decompose(G, G.elements())
-        _check_decomposition(G, irreps, Q, G.elements())
+    if group.is_finite:
+        irreps, Q = decompose(group, group.elements())
+        _check_decomposition(group, irreps, Q, group.elements())
     else:
-        # continuous planar-type groups: xy block ⊕ z, xy = C ψ_1 Cᵀ with C = rot(β)
-        H = G.factor if isinstance(G, _Product) else G
-        refl = H.planar.has_reflections
-        xy = H.irrep(1, 1) if refl else H.irrep(1)
-        z = H.irrep(1, 0) if (refl and H.z_flip) else H.irrep(0, 0) if refl else H.irrep(0)
-        C = _rot2(H.beta) if refl else np.eye(2)
-        if isinstance(G, _Product):
-            irreps = [G.irrep((1,), xy.id, 0), G.irrep((1,), z.id, 0)]
-        else:
-            irreps = [xy, z]
-        Q = block_diag(C, np.eye(1))
-    return Representation(G, irreps, Q, name="standard")
+        irreps, Q = group._standard_basis()
+    return Representation(group, irreps, Q, name="standard")

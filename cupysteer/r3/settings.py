@@ -20,18 +20,18 @@ import math
 
 import numpy as np
 
-from ..settings import (BasisSettings, _check_int, _fco_policy, evaluate_cutoffs,
-                        resolve_rings_sigma)
+from .._checks import integer
+from ..settings import BasisSettings, cutoff_policy, evaluate_cutoffs, resolve_rings_sigma
 
-__all__ = ["grid_points3", "resolve_settings3"]
+__all__ = ["grid_points", "resolve_settings"]
 
 ORIGIN_RADIUS = 1e-9
 
 
-def grid_points3(kernel_size: int, dilation: int = 1) -> np.ndarray:
+def grid_points(kernel_size: int, dilation: int = 1) -> np.ndarray:
     """The (k³, 3) array of sample points (x, y, z) of a k×k×k filter in escnn's order."""
-    k = _check_int(kernel_size, "kernel_size", 1)
-    d = _check_int(dilation, "dilation", 1)
+    k = integer(kernel_size, "kernel_size", 1)
+    d = integer(dilation, "dilation", 1)
     h = (k - 1) / 2
     a, rest = np.divmod(np.arange(k ** 3), k * k)
     b, c = np.divmod(rest, k)
@@ -49,7 +49,7 @@ def _resolve_cutoff3(frequencies_cutoff, k: int):
         return _default_cutoff(k)
     if isinstance(fc, str):
         if fc in ("default2", "default3"):
-            return _fco_policy(int(fc[-1]), k // 2)
+            return cutoff_policy(int(fc[-1]), k // 2)
         raise ValueError(f"frequencies_cutoff: unknown policy {fc!r}; use None/'default', "
                          f"'default1', 'default2', 'default3', a float c >= 0 (F(R) = c·R) "
                          f"or a callable")
@@ -65,15 +65,15 @@ def _resolve_cutoff3(frequencies_cutoff, k: int):
     return lambda R: c * R
 
 
-def resolve_settings3(kernel_size: int, dilation: int = 1, rings=None, sigma=None,
+def resolve_settings(kernel_size: int, dilation: int = 1, rings=None, sigma=None,
                       frequencies_cutoff=None, points: np.ndarray | None = None
                       ) -> BasisSettings:
     """escnn R3Conv's ``compute_basis_params`` with every default, plus validation.
 
     ``cutoff_per_ring`` holds F(R) per shell and ``maximum_frequency`` the harmonic degree L.
     """
-    k = _check_int(kernel_size, "kernel_size", 1)
-    d = _check_int(dilation, "dilation", 1)
+    k = integer(kernel_size, "kernel_size", 1)
+    d = integer(dilation, "dilation", 1)
     if points is None:
         max_radius = d * (k - 1) / 2 * math.sqrt(3)
     else:

@@ -4,7 +4,8 @@ real Clebsch–Gordan tensors in escnn 1.0.11's conventions (see
 
 * ``Y^l_m(u) = sqrt((2-δ_m0)(l-|m|)!/(l+|m|)!) P_l^|m|(cos θ) {cos mφ (m ≥ 0), sin |m|φ (m < 0)}``,
   m = -l..l, P without the Condon–Shortley phase, so Σ_m Y_m² = 1 and Y¹(u) = (y, z, x).
-* ``D^l(R)`` is defined by ``Y^l(R u) = D^l(R) Y^l(u)``; D¹(R) = Pᵀ R P, P = [[0,0,1],[1,0,0],[0,1,0]].
+* ``D^l(R)`` is defined by ``Y^l(R u) = D^l(R) Y^l(u)``; D¹(R) = Pᵀ R P,
+  P = [[0,0,1],[1,0,0],[0,1,0]].
 * ``C[a, b, M]`` is the real Clebsch–Gordan tensor with (D^{l_out} ⊗ D^{l_in}) C = C D^J.
 
 Only NumPy is needed; the only state is a few ``functools.lru_cache`` caches.
@@ -43,7 +44,8 @@ def spherical_harmonics_all(L: int, points) -> list:
         Y^l_m(u) = sqrt(2 - δ_m0) · Q_l^|m|(z) · {Re (x+iy)^m  (m ≥ 0);  Im (x+iy)^|m|  (m < 0)}
 
     where u = (x, y, z) = p/|p| and Q_l^m(z) = sqrt((l-m)!/(l+m)!) P_l^m(z) / sin^m θ is computed
-    by the stable recursions Q_m^m = sqrt((2m-1)/(2m)) Q_{m-1}^{m-1}, Q_{m+1}^m = sqrt(2m+1) z Q_m^m,
+    by the stable recursions Q_m^m = sqrt((2m-1)/(2m)) Q_{m-1}^{m-1},
+    Q_{m+1}^m = sqrt(2m+1) z Q_m^m,
     Q_l^m = ((2l-1) z Q_{l-1}^m - sqrt((l-1)² - m²) Q_{l-2}^m) / sqrt(l² - m²).
     Points are normalised internally; where |p| < 1e-9, Y^0 = 1 and Y^l = 0 for l > 0.
     """
@@ -233,7 +235,8 @@ def _clebsch_gordan(l1: int, l2: int, J: int) -> np.ndarray:
 def clebsch_gordan(l_out: int, l_in: int, J: int) -> np.ndarray:
     """Real Clebsch–Gordan tensor C (2l_out+1, 2l_in+1, 2J+1), escnn's sign convention (§4.2):
 
-        C[a, b, M] = Re/Im Σ_{m1,m2,M'} U_{l_out}[m1, a] U_{l_in}[m2, b] conj(U_J[M', M]) ⟨l_out m1 l_in m2 | J M'⟩
+        C[a, b, M] = Re/Im Σ_{m1,m2,M'} U_{l_out}[m1, a] U_{l_in}[m2, b] conj(U_J[M', M])
+                     ⟨l_out m1 l_in m2 | J M'⟩
 
     (Re when l_out + l_in + J is even, Im when odd), with Condon–Shortley complex coefficients.
     Columns are orthonormal and (D^{l_out}(R) ⊗ D^{l_in}(R)) C = C D^J(R). Memoised, read-only.

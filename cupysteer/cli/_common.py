@@ -1,0 +1,192 @@
+"""What the layer sub-commands of ``cupysteer`` share: the one-line usage error
+(:class:`UsageError`), argument checks, progress output, and the LayerBasis (``build_basis``,
+``describe``) and weights (``load_weights``) built from the layer arguments."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .._spelling import ArgumentError
+from ..basis import EmptyBasisError, LayerBasis
+from ..cache import default_cache
+from ..field_type import FieldType
+from ..fields_spec import cli_settings, format_field_type, format_group, parse_fields, parse_group
+
+
+class UsageError(Exception):
+    """Bad input for one argument (exit status 2)."""
+
+    def __init__(self, argument: str, message: str):
+        super().__init__(f"argument {argument}: {message}")
+
+
+def dest(option: str) -> str:
+    """The argparse attribute of an option: ``--max-columns`` → ``max_columns``."""
+    return option.lstrip("-").replace("-", "_")
+
+
+def require_min(args, minimum: int, *options: str) -> None:
+    """UsageError for the first of ``options`` whose value is below ``minimum``."""
+    for option in options:
+        value = getattr(args, dest(option))
+        if value < minimum:
+            raise UsageError(option, f"must be >= {minimum}, got {value}")
+
+
+def say(args, *msg):
+    """Progress on stderr unless --quiet."""
+    if not getattr(args, "quiet", False):
+        print(*msg, file=sys.stderr, flush=True)
+
+
+# ---- building a basis from the arguments -------------------------------------------------
+def _floats(text, argument):
+    try:
+        vals = [float(x) for x in str(text).replace(" ", "").split(",") if x != ""]
+    except ValueError:
+        raise UsageError(argument, f"expected comma-separated numbers, got {text!r}") from None
+    if not vals:
+        raise UsageError(argument, f"expected at least one number, got {text!r}")
+    return vals
+
+
+def _setting_argument(message: str) -> str:
+    for prefix, arg in (("rings", "--rings"), ("sigma", "--sigma"),
+                        ("frequencies_cutoff", "--cutoff"), ("maximum_offset", "--max-offset"),
+                        ("kernel_size", "--size"), ("dilation", "--dilation")):
+        if message.startswith(prefix):
+            return arg
+    return "--in/--out/--size"
+
+
+def resolved_kwargs(args, group=None) -> dict:
+    """The LayerBasis settings of the layer arguments, translated for the space of ``group``
+    (when given) by its spelling's ``cli_settings``."""
+    kw = dict(kernel_size=args.size, dilation=args.dilation)
+    if args.size < 1:
+        raise UsageError("--size", f"the kernel size must be >= 1, got {args.size}")
+    if args.dilation < 1:
+        raise UsageError("--dilation", f"the dilation must be >= 1, got {args.dilation}")
+    kw["rings"] = None if args.rings is None else _floats(args.rings, "--rings")
+    if args.sigma is None:
+        kw["sigma"] = None
+    else:
+        s = _floats(args.sigma, "--sigma")
+        kw["sigma"] = s[0] if len(s) == 1 else s
+    kw["frequencies_cutoff"] = None
+    if args.cutoff is not None:
+        c = _floats(args.cutoff, "--cutoff")
+        if len(c) != 1:
+            raise UsageError("--cutoff", f"expected one number, got {args.cutoff!r}")
+        kw["frequencies_cutoff"] = c[0]
+    kw["maximum_offset"] = args.max_offset
+    if group is None:
+        return kw
+    try:  # what the group's space makes of them (R³: no --max-offset, escnn's policy names)
+        return cli_settings(group, kw, {"frequencies_cutoff": args.cutoff})
+    except ArgumentError as exc:
+        raise UsageError(exc.argument, str(exc)) from None
+
+
+def _group_and_types(args):
+    """(group, {"--in": FieldType, "--out": FieldType}) of --group, --in and --out."""
+    try:
+        group = parse_group(args.group)
+    except ValueError as exc:
+        raise UsageError("--group", str(exc)) from None
+    types = {}
+    for argument, spec in (("--in", args.in_fields), ("--out", args.out_fields or args.in_fields)):
+        try:
+            types[argument] = FieldType(group, parse_fields(group, spec))
+        except ValueError as exc:
+            raise UsageError(argument, str(exc)) from None
+    return group, types
+
+
+def _sample_pairs(args, types, settings, progress: bool) -> None:
+    """Sample the irreps-pair bases into the process cache, with progress lines."""
+    points = types["--in"].group.space.grid_points(args.size, args.dilation)
+    ins = list(dict.fromkeys(types["--in"].irreps))
+    outs = list(dict.fromkeys(types["--out"].irreps))
+    pairs = [(a, b) for a in ins for b in outs]
+    cache = default_cache()
+    for i, (a, b) in enumerate(pairs):
+        pb = cache.pair_basis(a, b, settings, points)
+        if progress and not args.quiet:
+            print(f"\r  sampling irreps pairs: {i + 1}/{len(pairs)} ({a.name} → {b.name}: "
+                  f"{len(pb)} elements)   ", end="", file=sys.stderr, flush=True)
+    if progress and not args.quiet and pairs:
+        print(file=sys.stderr)
+
+
+def build_basis(args, progress: bool | None = None):
+    """(LayerBasis, seconds) from parsed layer arguments; UsageError names the argument."""
+    group, types = _group_and_types(args)
+    kw = resolved_kwargs(args, group)
+    t0 = time.perf_counter()
+    try:
+        settings = group.space.resolve_settings(**kw)
+    except ValueError as exc:
+        raise UsageError(_setting_argument(str(exc)), str(exc)) from None
+    _sample_pairs(args, types, settings, sys.stderr.isatty() if progress is None else progress)
+    try:
+        basis = LayerBasis(types["--in"], types["--out"], **kw)
+    except EmptyBasisError as exc:
+        raise UsageError("--in/--out/--size/--cutoff", str(exc)) from None
+    except ValueError as exc:
+        raise UsageError(_setting_argument(str(exc)), str(exc)) from None
+    return basis, time.perf_counter() - t0
+
+
+def describe(basis) -> str:
+    """One line: 'C8: regular → regular,irrep:1, 7×7 filter, 96 weights'."""
+    fs = "×".join(str(s) for s in basis.filter_shape)
+    return (f"{format_group(basis.in_type.group)}: {format_field_type(basis.in_type)} → "
+            f"{format_field_type(basis.out_type)}, {fs} filter, {basis.dim} weights")
+
+
+def _read_weights(spec: str) -> np.ndarray:
+    """The array of the .npy / .npz file ``spec`` (an .npz's 'weights' or only array)."""
+    path = Path(spec)
+    if path.suffix not in (".npy", ".npz"):
+        raise UsageError("--weights", f"expected random, he or a .npy/.npz file, got {spec!r}")
+    if not path.is_file():
+        raise UsageError("--weights", f"no such file: {spec}")
+    try:
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            return np.asarray(data)
+        with data:
+            keys = list(data.keys())
+            if "weights" in keys:
+                return np.asarray(data["weights"])
+            if len(keys) == 1:
+                return np.asarray(data[keys[0]])
+            raise UsageError("--weights", f"{spec} holds {keys}; name the array 'weights'")
+    except UsageError:
+        raise
+    except Exception as exc:
+        raise UsageError("--weights", f"cannot read {spec}: {exc}") from None
+
+
+def load_weights(spec: str, basis, seed: int, dtype) -> tuple[np.ndarray, str]:
+    """(weights, how): 'random', 'he' or a .npy / .npz file (array 'weights') of shape
+    (basis.dim,), as ``dtype``."""
+    if spec == "random":
+        return np.random.default_rng(seed).standard_normal(basis.dim).astype(dtype), \
+            f"standard normal weights (seed {seed})"
+    if spec == "he":
+        return basis.init_weights(np.random.default_rng(seed), dtype=dtype), \
+            f"generalised He weights (seed {seed})"
+    w = _read_weights(spec)
+    if w.dtype.kind not in "fiu":
+        raise UsageError("--weights", f"{spec}: expected real numbers, got dtype {w.dtype}")
+    if w.shape != (basis.dim,):
+        raise UsageError("--weights", f"{spec}: expected shape ({basis.dim},) for this basis, "
+                                      f"got {w.shape}")
+    if not np.isfinite(w).all():
+        raise UsageError("--weights", f"{spec} contains NaN or infinity")
+    return w.astype(dtype), f"weights from {spec}"

@@ -1,0 +1,52 @@
+r"""The plane R² as the base space of the planar groups (e2cnn ``R2Conv``'s conventions).
+
+* grid: k×k points, row-major, y up (:func:`cupysteer.r2.settings.grid_points`);
+* settings: e2cnn's rings, sigma and frequency cut-offs (:mod:`cupysteer.r2.settings`);
+* pair bases: rings × angular harmonics (:mod:`cupysteer.r2.pair_basis`); weights are
+  ring-major, as in e2cnn;
+* exact grid symmetries: every element of a finite group; for SO(2)/O(2) the rotations by
+  multiples of 90° and the reflections whose axis is a multiple of π/4.
+"""
+from __future__ import annotations
+
+import math
+
+from ..space import Space
+from . import pair_basis, settings
+
+__all__ = ["Plane", "SPACE"]
+
+
+class Plane(Space):
+    """R², the space of :mod:`cupysteer.r2`'s groups; the instance is :data:`SPACE`."""
+
+    name = "r2"
+    dimension = 2
+    group_spellings = ("C<N> (e.g. C8), D<N> (e.g. D4), D<N>:axis=<radians>, SO2, SO2:<max "
+                       "frequency>, O2, O2:<max frequency>[:axis=<radians>], flip, "
+                       "flip:axis=<radians>, trivial")
+    field_spellings = ("regular, trivial, irrep:k, irrep:j,k, quotient:M, quotient:None,M, "
+                       "quotient:a,M; comma-separated, repeated with regular*4 or 4*regular")
+    _settings, _pair_basis = settings, pair_basis
+
+    def resolve_settings(self, kernel_size, dilation=1, rings=None, sigma=None,
+                         frequencies_cutoff=None, maximum_offset=None, points=None):
+        return settings.resolve_settings(kernel_size, dilation, rings, sigma,
+                                         frequencies_cutoff, maximum_offset, points)
+
+    def element_order(self, pb):
+        return pb.ring
+
+    def grid_candidates(self, group):
+        if group.is_finite:
+            return group.elements()
+        quarter = [0.0, math.pi / 2, math.pi, 3 * math.pi / 2]
+        if not group.has_reflections:
+            return quarter
+        beta = group.reflection_axis
+        refl = [(2 * (m * math.pi / 4 - beta)) % (2 * math.pi) for m in range(4)]
+        return [(0, a) for a in quarter] + [(1, a) for a in refl]
+
+
+#: the plane
+SPACE = Plane()

@@ -1,0 +1,312 @@
+"""Steerable convolution layers on plain torch tensors.
+
+:class:`SteerableConv2d` / :class:`SteerableConvTranspose2d`: e2cnn ``R2Conv``-style layers on
+``[N, C, H, W]`` tensors (native or :mod:`cupysteer.compat.e2cnn` field types);
+:class:`SteerableConv3d`: escnn ``R3Conv``-style on ``[N, C, D1, D2, D3]`` for the groups of
+:mod:`cupysteer.r3`. The filter is expanded by :mod:`cupysteer.torch.ops` at every training
+forward and cached in eval mode.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..basis import LayerBasis
+from ..field_type import FieldType
+from .ops import CachedExpand, register_basis
+
+__all__ = ["SteerableConv2d", "SteerableConv3d", "SteerableConvTranspose2d"]
+
+
+# ---- layers --------------------------------------------------------------------------------
+
+def _tuple(x, n: int, name: str):
+    if isinstance(x, str):
+        return x
+    t = tuple(int(v) for v in (x if isinstance(x, (tuple, list)) else (x,) * n))
+    if len(t) != n:
+        raise ValueError(f"{name} must be an int or a tuple of {n} ints, got {x!r}")
+    return t
+
+
+# keyword arguments a layer hands to LayerBasis
+_BASIS_SETTINGS = frozenset({"rings", "sigma", "frequencies_cutoff", "maximum_offset", "cache"})
+
+# e2cnn R2Conv state_dict entries that are derived data (dropped when loading a checkpoint)
+_E2CNN_DERIVED = ("filter", "expanded_bias", "bias_expansion", "_basisexpansion.")
+
+
+class _SteerableConvNd(nn.Module):
+    _transposed = False
+    _ndim = 2  # spatial dimensions: 2 (groups of the plane) or 3 (groups acting on R³)
+
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, stride,
+                 padding, dilation, bias: bool, padding_mode: str, initialize: bool,
+                 basis_settings: dict):
+        super().__init__()
+        for name, t in (("in_type", in_type), ("out_type", out_type)):
+            if not isinstance(t, FieldType):
+                raise TypeError(f"{name} must be a cupysteer FieldType (native or "
+                                f"cupysteer.compat.e2cnn), got {type(t).__name__}")
+        if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
+            raise ValueError(f"padding_mode must be 'zeros', 'reflect', 'replicate' or "
+                             f"'circular', got {padding_mode!r}")
+        if (isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer))
+                or kernel_size < 1):
+            raise ValueError(f"kernel_size must be a positive int (steerable filters are "
+                             f"cubic/square), got {kernel_size!r}")
+        unknown = sorted(set(basis_settings) - _BASIS_SETTINGS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unsupported keyword(s) {unknown}; basis "
+                            f"settings are {sorted(_BASIS_SETTINGS)} (escnn's groups, "
+                            f"basis_filter and recompute are not supported: see "
+                            f"docs/migrate_from_escnn.md)")
+        n = self._ndim
+        if in_type.group.space.dimension != n:
+            hint = ("SteerableConv3d" if in_type.group.space.dimension == 3 else
+                    "SteerableConv2d")
+            raise ValueError(f"in_type: {in_type.group.name} acts on R^"
+                             f"{in_type.group.space.dimension}, but {type(self).__name__} "
+                             f"convolves {n}-dimensional inputs; use {hint}")
+        self.in_type, self.out_type = in_type, out_type
+        self.kernel_size = int(kernel_size)
+        self.stride = _tuple(stride, n, "stride")
+        self.dilation = _tuple(dilation, n, "dilation")
+        if len(set(self.dilation)) != 1:
+            raise ValueError(f"steerable filters need one dilation, got {dilation!r}")
+        self.padding = _tuple(padding, n, "padding")
+        if isinstance(self.padding, str) and padding_mode != "zeros":
+            raise ValueError("padding as a string needs padding_mode='zeros'")
+        self.padding_mode = padding_mode
+        self.basis = LayerBasis(in_type, out_type, self.kernel_size, self.dilation[0],
+                                **basis_settings)
+        self._key = register_basis(self.basis)
+        dtype = torch.get_default_dtype()
+        self.weights = nn.Parameter(torch.zeros(self.basis.dim, dtype=dtype))
+        T = self.basis.num_bias
+        if bias and T > 0:
+            self.bias = nn.Parameter(torch.zeros(T, dtype=dtype))
+            M = torch.tensor(self.basis.bias_expansion(), dtype=dtype)
+            self.register_buffer("bias_expansion", M, persistent=False)
+        else:
+            self.register_parameter("bias", None)
+            self.register_buffer("bias_expansion", None, persistent=False)
+        self._cache = None
+        if initialize:
+            self.reset_parameters()
+
+    # ---- parameters -------------------------------------------------------------------------
+    @torch.no_grad()
+    def reset_parameters(self):
+        """Generalised He init (e2cnn's ``generalized_he_init``): ``std · N(0, 1)`` in weight
+        order from torch's global RNG; bias zero."""
+        std = torch.tensor(self.basis.he_std(), dtype=self.weights.dtype)
+        self.weights.copy_(std.to(self.weights.device) * torch.randn(
+            self.basis.dim, dtype=self.weights.dtype).to(self.weights.device))
+        if self.bias is not None:
+            self.bias.zero_()
+        self._cache = None
+
+    def _fresh(self) -> Tensor:
+        return torch.ops.cupysteer.expand(self.weights, self._key)
+
+    def _expanded_filter(self) -> Tensor:
+        """Train mode (or under torch.compile): expand now. Eval mode: reuse the filter cached
+        for the current weights (value, dtype and device checked at every call)."""
+        if self.training or torch.compiler.is_compiling():
+            self._cache = None
+            return self._fresh()
+        w = self.weights
+        c = self._cache
+        if c is None or c[0].dtype != w.dtype or c[0].device != w.device or \
+                c[0].shape != w.shape or not torch.equal(c[0], w.detach()):
+            with torch.no_grad():
+                c = self._cache = (w.detach().clone(), self._fresh())
+        if torch.is_grad_enabled() and w.requires_grad:
+            return CachedExpand.apply(w, c[1], self._key)
+        return c[1]
+
+    def _expanded_bias(self):
+        if self.bias is None:
+            return None
+        return self.bias_expansion.to(self.bias.dtype) @ self.bias
+
+    def expand_parameters(self) -> tuple:
+        """(filter, bias) as the layer uses them now (e2cnn's ``expand_parameters``); the
+        filter is (C_out, C_in, k, k) for both layer kinds, the bias (C_out,) or None."""
+        return self._expanded_filter(), self._expanded_bias()
+
+    def invalidate_cache(self):
+        """Drop the eval-mode filter (done automatically on train(), .to() and loading)."""
+        self._cache = None
+
+    def train(self, mode: bool = True):
+        self._cache = None
+        return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._cache = None
+        out = super()._apply(fn, *args, **kwargs)
+        if self.bias is not None:  # rebuilt from float64, not cast: .double() stays exact
+            self.bias_expansion = torch.tensor(self.basis.bias_expansion(),
+                                               dtype=self.bias.dtype, device=self.bias.device)
+        return out
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        """Accepts e2cnn R2Conv checkpoints: their derived entries (``filter``,
+        ``expanded_bias``, ``bias_expansion``, ``_basisexpansion.*``) are dropped."""
+        for k in [k for k in state_dict if k.startswith(prefix)]:
+            rest = k[len(prefix):]
+            if any(rest == d or (d.endswith(".") and rest.startswith(d))
+                   for d in _E2CNN_DERIVED):
+                del state_dict[k]
+        self._cache = None
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
+                                      missing_keys, unexpected_keys, error_msgs)
+
+    # ---- pickling (the operator key is per process) -----------------------------------------
+    def __getstate__(self):
+        state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
+        state = dict(state)
+        state["_cache"] = None
+        state.pop("_key", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._key = register_basis(self.basis)
+
+    def _check_input(self, x):
+        c = -(self._ndim + 1)
+        if not torch.compiler.is_compiling() and (x.dim() < self._ndim + 1 or
+                                                  x.shape[c] != self.in_type.size):
+            raise ValueError(f"input of shape {tuple(x.shape)} must be [N, C, *spatial] with "
+                             f"{self._ndim} spatial axes and C = {self.in_type.size} channels "
+                             f"(in_type {self.in_type})")
+
+    def _padded(self, x):
+        if self.padding_mode == "zeros":
+            return x, self.padding
+        pads = [p for p in reversed(self.padding) for _ in range(2)]
+        return F.pad(x, pads, mode=self.padding_mode), 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        filt, bias = self.expand_parameters()
+        x, padding = self._padded(x)
+        conv = F.conv2d if self._ndim == 2 else F.conv3d
+        return conv(x, filt, bias, self.stride, padding, self.dilation)
+
+    @torch.no_grad()
+    def _export(self, conv_cls):
+        filt, bias = self._fresh(), self._expanded_bias()
+        conv = conv_cls(self.in_type.size, self.out_type.size, self.kernel_size, self.stride,
+                        self.padding, self.dilation, bias=bias is not None,
+                        padding_mode=self.padding_mode, device=filt.device, dtype=filt.dtype)
+        conv.weight.copy_(filt)
+        if bias is not None:
+            conv.bias.copy_(bias)
+        return conv.train(self.training)
+
+    def extra_repr(self):
+        s = (f"{self.in_type} -> {self.out_type}, kernel_size={self.kernel_size}, "
+             f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
+             f"dim={self.basis.dim}, bias={self.bias is not None}")
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
+        return s
+
+
+class SteerableConv2d(_SteerableConvNd):
+    """G-steerable convolution ``in_type → out_type`` on plain ``[N, C_in, H, W]`` tensors.
+
+    Learnable ``weights`` (dim,) and ``bias`` (one per trivial irrep of the output fields, or
+    None), named and ordered like e2cnn ``R2Conv``'s when built from compat field types: a
+    checkpoint's ``weights``/``bias`` load as they are (``load_state_dict`` ignores e2cnn's
+    derived entries). ``basis_settings``: ``rings``, ``sigma``, ``frequencies_cutoff``,
+    ``maximum_offset``, ``cache`` (see :class:`~cupysteer.LayerBasis`).
+
+    Train mode expands the filter at every forward; eval mode reuses the filter of the current
+    weights (recomputed when they change; gradients still flow to ``weights``). The state dict
+    holds ``weights`` and ``bias`` only, in both modes.
+    """
+
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, stride=1,
+                 padding=0, dilation=1, bias: bool = True, padding_mode: str = "zeros",
+                 initialize: bool = True, **basis_settings):
+        super().__init__(in_type, out_type, kernel_size, stride, padding, dilation, bias,
+                         padding_mode, initialize, basis_settings)
+
+
+    def export(self) -> nn.Conv2d:
+        """A plain ``torch.nn.Conv2d`` with the expanded filter and bias (same outputs)."""
+        return self._export(nn.Conv2d)
+
+
+class SteerableConv3d(_SteerableConvNd):
+    """G-steerable convolution for groups acting on R³ (:mod:`cupysteer.r3`) on plain
+    ``[N, C_in, D1, D2, D3]`` tensors, escnn ``R3Conv``-style: the spatial axes are
+    (−z, −y, x) (``filter[co, ci, a, b, c]`` is the value at x = c − h, y = h − b,
+    z = h − a), a cross-correlation with ``torch.nn.functional.conv3d`` semantics; weights
+    ordered like escnn's when built from :mod:`cupysteer.compat.escnn` field types. Otherwise
+    as :class:`SteerableConv2d` (eval-mode filter cache, ``expand_parameters``, ``export``).
+
+    Everything after ``kernel_size`` is keyword-only: escnn's ``R3Conv`` takes ``padding`` before
+    ``stride`` positionally and torch's ``Conv3d`` the other way round, so a positional call
+    could silently mean the wrong one."""
+
+    _ndim = 3
+
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, *, stride=1,
+                 padding=0, dilation=1, bias: bool = True, padding_mode: str = "zeros",
+                 initialize: bool = True, **basis_settings):
+        super().__init__(in_type, out_type, kernel_size, stride, padding, dilation, bias,
+                         padding_mode, initialize, basis_settings)
+
+
+    def export(self) -> nn.Conv3d:
+        """A plain ``torch.nn.Conv3d`` with the expanded filter and bias (same outputs)."""
+        return self._export(nn.Conv3d)
+
+
+class SteerableConvTranspose2d(_SteerableConvNd):
+    """Transposed G-steerable convolution ``in_type → out_type`` (e2cnn
+    ``R2ConvTransposed``): the filter of the same basis, transposed to (C_in, C_out, k, k)
+    for ``conv_transpose2d``. Equivariant because K(−p) is steerable whenever K(p) is."""
+
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, stride=1,
+                 padding=0, output_padding=0, dilation=1, bias: bool = True,
+                 padding_mode: str = "zeros", initialize: bool = True, **basis_settings):
+        if padding_mode != "zeros":
+            raise ValueError("SteerableConvTranspose2d supports padding_mode='zeros' only "
+                             "(as torch.nn.ConvTranspose2d)")
+        super().__init__(in_type, out_type, kernel_size, stride, padding, dilation, bias,
+                         padding_mode, initialize, basis_settings)
+        if isinstance(self.padding, str):
+            raise ValueError("SteerableConvTranspose2d needs numeric padding")
+        self.output_padding = _tuple(output_padding, 2, "output_padding")
+
+    def forward(self, x: Tensor) -> Tensor:
+        self._check_input(x)
+        filt, bias = self.expand_parameters()
+        return F.conv_transpose2d(x, filt.transpose(0, 1), bias, self.stride, self.padding,
+                                  self.output_padding, 1, self.dilation)
+
+    @torch.no_grad()
+    def export(self) -> nn.ConvTranspose2d:
+        """A plain ``torch.nn.ConvTranspose2d`` with the same outputs."""
+        filt, bias = self._fresh(), self._expanded_bias()
+        conv = nn.ConvTranspose2d(self.in_type.size, self.out_type.size, self.kernel_size,
+                                  self.stride, self.padding, self.output_padding,
+                                  bias=bias is not None, dilation=self.dilation,
+                                  device=filt.device, dtype=filt.dtype)
+        conv.weight.copy_(filt.transpose(0, 1))
+        if bias is not None:
+            conv.bias.copy_(bias)
+        return conv.train(self.training)
+
+    def extra_repr(self):
+        return super().extra_repr() + f", output_padding={self.output_padding}"

@@ -1,0 +1,126 @@
+"""Every public name and documented import path (README, docs/, examples, docstrings) resolves.
+
+A renamed or moved module must keep these working; adding a public name means adding it here.
+"""
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import cupysteer as cs
+
+TOP = ["__version__", "PlanarGroup", "CyclicGroup", "DihedralGroup", "FlipGroup", "SO2", "O2",
+       "Subgroup", "trivial_group", "Irrep", "Representation", "directsum",
+       "regular_representation", "quotient_representation", "FieldType", "Space",
+       "BasisSettings", "grid_points", "resolve_settings", "EmptyBasisError", "LayerBasis",
+       "ExpansionPlan", "he_init", "he_std", "BasisCache", "default_cache",
+       "equivariance_errors", "point_symmetries", "r2", "r3"]
+
+PATHS = {
+    "cupysteer.r2": ["PlanarGroup", "CyclicGroup", "DihedralGroup", "SO2", "O2", "FlipGroup",
+                     "trivial_group", "Subgroup", "Irrep", "rotation_matrix",
+                     "restrict_irrep", "regular_representation", "quotient_representation",
+                     "grid_points", "polar", "resolve_settings", "SPACE"],
+    "cupysteer.r2.groups": ["CyclicGroup", "DihedralGroup", "SO2", "O2", "FlipGroup",
+                            "PlanarGroup", "trivial_group", "rotation_matrix"],
+    "cupysteer.r2.irreps": ["Irrep"],
+    "cupysteer.r2.subgroups": ["Subgroup", "restrict_irrep"],
+    "cupysteer.r2.representations": ["regular_representation", "quotient_representation"],
+    "cupysteer.r2.harmonics": ["alias_offsets", "pair_harmonics", "evaluate_angular"],
+    "cupysteer.r2.settings": ["grid_points", "resolve_settings", "polar"],
+    "cupysteer.r2.pair_basis": ["sample_pair_basis", "sample_pair_bases"],
+    "cupysteer.r2.space": ["SPACE", "Plane"],
+    "cupysteer.r2.spelling": ["parse_group", "format_group", "parse_field", "format_field"],
+    "cupysteer.r3": ["clebsch_gordan", "harmonic_matrix", "spherical_harmonics",
+                     "spherical_harmonics_all", "wigner_D", "Group3", "Irrep3", "SO3", "O3",
+                     "Octahedral", "FullOctahedral", "Icosahedral", "FullIcosahedral",
+                     "RotationsZ", "DihedralZ", "Conical", "Cylindrical", "FullCylindrical",
+                     "Mirror", "Inversion", "Trivial3", "axis_angle_matrix",
+                     "regular_representation", "quotient_representation",
+                     "standard_representation", "grid_points", "resolve_settings",
+                     "grid_points3", "resolve_settings3", "harmonic_coefficients", "SPACE"],
+    "cupysteer.r3.groups": ["SO3", "O3", "Octahedral", "FullOctahedral", "Icosahedral",
+                            "FullIcosahedral", "RotationsZ", "DihedralZ", "Conical",
+                            "Cylindrical", "FullCylindrical", "Mirror", "Inversion",
+                            "Trivial3", "Group3", "Irrep3", "axis_angle_matrix"],
+    "cupysteer.r3.irreps": ["Irrep3"],
+    "cupysteer.r3.so3": ["clebsch_gordan", "harmonic_matrix", "spherical_harmonics",
+                         "spherical_harmonics_all", "wigner_D"],
+    "cupysteer.r3.representations": ["regular_representation", "quotient_representation",
+                                     "standard_representation", "decompose"],
+    "cupysteer.r3.settings": ["grid_points", "resolve_settings"],
+    "cupysteer.r3.pair_basis": ["harmonic_coefficients", "sample_pair_basis",
+                                "sample_pair_bases"],
+    "cupysteer.r3.space": ["SPACE"],
+    "cupysteer.r3.spelling": ["parse_group", "format_group", "parse_field", "format_field"],
+    "cupysteer.space": ["Space"],
+    "cupysteer.group": ["GroupBase", "IrrepBase"],
+    "cupysteer.representation": ["Representation", "directsum", "regular_representation",
+                                 "quotient_representation"],
+    "cupysteer.field_type": ["FieldType"],
+    "cupysteer.settings": ["BasisSettings"],
+    "cupysteer.pair_basis": ["PairBasis"],
+    "cupysteer.layout": ["WeightBlock", "BlockTable", "Layout", "EmptyBasisError",
+                         "build_layout", "make_plan"],
+    "cupysteer.reference": ["dense", "padded_blocks", "padded_bytes"],
+    "cupysteer.basis": ["LayerBasis", "EmptyBasisError"],
+    "cupysteer.plan": ["ExpansionPlan"],
+    "cupysteer.init": ["he_init", "he_std"],
+    "cupysteer.cache": ["BasisCache", "default_cache"],
+    "cupysteer.equivariance": ["equivariance_errors", "point_symmetries", "grid_candidates",
+                               "point_permutation"],
+    "cupysteer.fields_spec": ["parse_group", "parse_field", "parse_fields", "parse_field_type",
+                              "format_group", "format_field", "format_field_type",
+                              "GROUP_SPELLINGS", "FIELD_SPELLINGS", "GROUP_SPELLINGS_3D",
+                              "FIELD_SPELLINGS_3D"],
+    "cupysteer.dlpack": ["expand", "adjoint", "expand_bias", "to_numpy", "from_numpy",
+                         "framework", "device", "why_copy"],
+    "cupysteer.compat.e2cnn": ["GSpace", "TrivialOnR2", "Rot2dOnR2", "FlipRot2dOnR2",
+                               "Flip2dOnR2", "FieldType", "R2ConvBasis"],
+    "cupysteer.compat.escnn": ["rot3dOnR3", "flipRot3dOnR3", "octaOnR3", "fullOctaOnR3",
+                               "icoOnR3", "fullIcoOnR3", "rot2dOnR3", "dihedralOnR3",
+                               "conicalOnR3", "cylindricalOnR3", "fullCylindricalOnR3",
+                               "mirOnR3", "invOnR3", "trivialOnR3", "FieldType",
+                               "R3ConvBasis"],
+    "cupysteer.cli": ["main"],
+    "cupysteer.backends.numpy_backend": ["NumpyExpander", "bias_expansion"],
+    "cupysteer.backends.kernel_source": ["kernel_source"],
+}
+FRAMEWORK_PATHS = {
+    "cupysteer.torch": ["register_basis", "expand", "adjoint", "SteerableConv2d",
+                        "SteerableConv3d", "SteerableConvTranspose2d"],
+    "cupysteer.jax": ["expand", "adjoint", "expand_bias", "conv2d", "conv3d", "init_weights",
+                      "expand_eager"],
+}
+
+
+@pytest.mark.parametrize("name", TOP)
+def test_top_level(name):
+    assert hasattr(cs, name) and name in cs.__all__
+
+
+@pytest.mark.parametrize("module", sorted(PATHS))
+def test_documented_paths(module):
+    m = importlib.import_module(module)
+    missing = [n for n in PATHS[module] if not hasattr(m, n)]
+    assert not missing, f"{module} lost {missing}"
+
+
+@pytest.mark.parametrize("module", sorted(FRAMEWORK_PATHS))
+def test_framework_paths(module):
+    pytest.importorskip(module.split(".")[1], reason=f"{module} needs its framework")
+    m = importlib.import_module(module)
+    missing = [n for n in FRAMEWORK_PATHS[module] if not hasattr(m, n)]
+    assert not missing, f"{module} lost {missing}"
+
+
+def test_groups_of_both_spaces_name_their_space():
+    assert cs.CyclicGroup(4).space is cs.r2.SPACE and cs.r3.Octahedral().space is cs.r3.SPACE
+    assert cs.r2.SPACE.dimension == 2 and cs.r3.SPACE.dimension == 3
+
+
+def test_spaces_pickle_by_reference():
+    import pickle
+    for space in (cs.r2.SPACE, cs.r3.SPACE):
+        assert pickle.loads(pickle.dumps(space)) is space
