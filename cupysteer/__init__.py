@@ -5,9 +5,10 @@ Layers: groups → representations → kernel bases (NumPy) → expansion plan �
 adapters. One subpackage per base space, with the same module names: :mod:`cupysteer.r2`
 (planar groups, e2cnn's bases; re-exported here) and :mod:`cupysteer.r3` (groups on R³, escnn's
 bases). The generic core (representation, field_type, basis, plan, init, equivariance, cache)
-takes the groups of either. Importing cupysteer imports NumPy and SciPy only.
+takes the groups of either. Importing cupysteer imports NumPy only (SciPy is imported
+lazily by the few paths that use it).
 """
-from . import r2, r3
+from . import _moved, r2, r3
 from ._version import __version__
 from .basis import EmptyBasisError, LayerBasis
 from .cache import BasisCache, default_cache
@@ -44,3 +45,5 @@ __all__ = [
     "ExpansionPlan", "he_init", "he_std", "BasisCache", "default_cache",
     "equivariance_errors", "point_symmetries", "r2", "r3",
 ]
+
+_moved.install()  # the module paths of 0.1 (cupysteer.groups, …): see cupysteer._moved

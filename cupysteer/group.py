@@ -30,6 +30,11 @@ class GroupBase:
     _representations = None
 
     @property
+    def space_dimension(self) -> int:
+        """d of the space R^d the group acts on (``space.dimension``; kept from 0.1)."""
+        return self.space.dimension
+
+    @property
     def trivial_representation(self):
         return self.trivial_irrep.representation
 
@@ -44,7 +49,7 @@ class GroupBase:
 
     def subgroup(self, subgroup_id):
         raise NotImplementedError(
-            f"subgroups (and so restrict) are not available for {self.name}: restriction is "
+            f"subgroups (and so restrict) are not available for {self!r}: restriction is "
             f"implemented for the planar groups of cupysteer.r2; for a group on R³ build the "
             f"field type of the subgroup directly")
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from .group import IrrepBase
 
-__all__ = ["PairBasis"]
+__all__ = ["PairBasis", "sample_pair_basis", "sample_pair_bases"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -39,3 +39,16 @@ class PairBasis:
     @property
     def shape(self) -> tuple[int, int]:
         return self.out_irrep.dim, self.in_irrep.dim
+
+
+def sample_pair_bases(pairs, settings, points) -> list:
+    """The sampled bases of several (in_irrep, out_irrep) pairs of one group, by the group's
+    space (:meth:`cupysteer.space.Space.sample_pair_bases`; in R³ consecutive views of one
+    buffer, in the order given)."""
+    pairs = list(pairs)
+    return pairs[0][0].group.space.sample_pair_bases(pairs, settings, points) if pairs else []
+
+
+def sample_pair_basis(in_irrep, out_irrep, settings, points) -> PairBasis:
+    """The sampled, normalised basis of one irreps pair on ``points`` (n, d)."""
+    return sample_pair_bases([(in_irrep, out_irrep)], settings, points)[0]

@@ -59,6 +59,9 @@ class Space:
         raise NotImplementedError
 
     # ---- identity ------------------------------------------------------------------------
+    def __setattr__(self, key, value):
+        raise AttributeError(f"{self!r} is immutable (every layer basis of its groups uses it)")
+
     def __reduce__(self):
         # by reference: the instance is the global SPACE of the module defining its class
         return "SPACE"

@@ -38,14 +38,33 @@ class Plane(Space):
         return pb.ring
 
     def grid_candidates(self, group):
-        if group.is_finite:
+        """Every element of a finite group of order ≤ :data:`ALL_ELEMENTS_UP_TO`; otherwise
+        (SO(2), O(2), huge C_N / D_N) the elements among the 8 symmetries of the square: the
+        rotations by multiples of 90° and the reflections whose axis is a multiple of π/4."""
+        if group.is_finite and group.order <= ALL_ELEMENTS_UP_TO:
             return group.elements()
-        quarter = [0.0, math.pi / 2, math.pi, 3 * math.pi / 2]
-        if not group.has_reflections:
-            return quarter
+        quarter = [m * math.pi / 2 for m in range(4)]
         beta = group.reflection_axis
         refl = [(2 * (m * math.pi / 4 - beta)) % (2 * math.pi) for m in range(4)]
-        return [(0, a) for a in quarter] + [(1, a) for a in refl]
+        pairs = [(0, a) for a in quarter]
+        if group.has_reflections:
+            pairs += [(1, a) for a in refl]
+        if not group.is_finite:
+            return [a for _, a in pairs] if not group.has_reflections else pairs
+        return [g for g in (_finite_element(group, f, a) for f, a in pairs) if g is not None]
+
+
+def _finite_element(group, flip: int, angle: float):
+    """The element (flip, r) of a finite planar group with rotation angle ``angle``, or None."""
+    N = group.rotation_order
+    r = angle * N / (2 * math.pi)
+    if abs(r - round(r)) > 1e-9:
+        return None
+    return group._join(flip, int(round(r)) % N)
+
+
+#: finite groups up to this order are checked on every element
+ALL_ELEMENTS_UP_TO = 4096
 
 
 #: the plane

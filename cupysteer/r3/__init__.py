@@ -50,7 +50,7 @@ from .representations import (
                   regular_representation,
                   standard_representation,
 )
-from .settings import grid_points, resolve_settings
+from .settings import grid_points, grid_points3, resolve_settings, resolve_settings3
 from .so3 import (
                   clebsch_gordan,
                   harmonic_matrix,
@@ -59,9 +59,6 @@ from .so3 import (
                   wigner_D,
 )
 from .space import SPACE
-
-#: the names before the two spaces shared their module and function names
-grid_points3, resolve_settings3 = grid_points, resolve_settings
 
 __all__ = [
     "clebsch_gordan", "harmonic_matrix", "spherical_harmonics", "spherical_harmonics_all",

@@ -8,9 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ._base import Group3, _det, _mf, _random_inversions, _wigner, axis_angle_matrix
-
-#: D¹(R) = Pᵀ R P: the standard representation of SO(3) is [D¹] with change of basis P
-P_STANDARD = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+from .so3 import P_STANDARD
 
 _GENERIC_ROTATIONS = (axis_angle_matrix([1.0, 2.0, 3.0], 1.0),
                       axis_angle_matrix([-2.0, 0.5, 1.0], math.sqrt(2.0)))

@@ -217,3 +217,7 @@ def sample_pair_bases(pairs, settings: BasisSettings, points: np.ndarray) -> lis
         vals = arena[o:o + size].reshape(lay[1], b.dim, a.dim, len(points))
         out.append(_fill(a, b, lay, vals))
     return out
+
+
+#: the names of 0.1 (before both spaces shared their module and function names)
+sample_pair_basis3, sample_pair_bases3 = sample_pair_basis, sample_pair_bases

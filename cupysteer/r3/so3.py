@@ -26,6 +26,10 @@ _ORIGIN_TOL = 1e-9
 _ORTHO_TOL = 1e-6
 
 
+#: D¹(R) = Pᵀ R P: the standard representation of SO(3) is [D¹] with change of basis P
+P_STANDARD = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+P_STANDARD.setflags(write=False)
+
 def _degree(value, name: str) -> int:
     try:
         value = operator.index(value)

@@ -16,7 +16,6 @@ import pytest
 
 from _paths import REPO  # noqa: E402
 
-REPO = REPO
 EXTRAS = ("cuda12", "cuda13", "torch", "jax", "test", "plot")
 KERNEL_SUFFIXES = (".cu", ".cuh", ".h")
 

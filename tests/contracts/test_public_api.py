@@ -1,14 +1,20 @@
-"""Every public name and documented import path (README, docs/, examples, docstrings) resolves.
+"""Every public name and documented import path (README, docs/, examples, docstrings) resolves,
+and so does the public surface of cupysteer 0.1 (commit 20ffba2, before the restructure into
+r2/, r3/ and backends/): its module paths, its ``__all__`` names and its pickles.
 
 A renamed or moved module must keep these working; adding a public name means adding it here.
 """
 from __future__ import annotations
 
 import importlib
+import pickle
 
+import numpy as np
 import pytest
 
 import cupysteer as cs
+
+from _paths import DATA
 
 TOP = ["__version__", "PlanarGroup", "CyclicGroup", "DihedralGroup", "FlipGroup", "SO2", "O2",
        "Subgroup", "trivial_group", "Irrep", "Representation", "directsum",
@@ -91,8 +97,83 @@ FRAMEWORK_PATHS = {
     "cupysteer.torch": ["register_basis", "expand", "adjoint", "SteerableConv2d",
                         "SteerableConv3d", "SteerableConvTranspose2d"],
     "cupysteer.jax": ["expand", "adjoint", "expand_bias", "conv2d", "conv3d", "init_weights",
-                      "expand_eager"],
+                      "expand_eager", "expand_many", "StaticBasis"],
+    "cupysteer.torch.grouped": ["expand_together", "GroupedExpansion"],
+    "cupysteer.torch.native": ["Expansion", "expansion_for", "has_kernel", "preferred",
+                               "expand", "adjoint"],
+    "cupysteer.flax": ["SteerableConv"],
+    "cupysteer.equinox": ["SteerableConv"],
 }
+
+
+# every module's __all__ at 0.1 (20ffba2), frozen
+PATHS_0_1 = {
+    "cupysteer.groups": ["PlanarGroup", "CyclicGroup", "DihedralGroup", "SO2", "O2", "FlipGroup",
+                         "trivial_group", "Subgroup", "rotation_matrix"],
+    "cupysteer.irreps": ["Irrep"],
+    "cupysteer.harmonics": ["PairHarmonics", "pair_harmonics", "alias_offsets",
+                            "evaluate_angular"],
+    "cupysteer.settings": ["BasisSettings", "resolve_settings", "grid_points", "polar"],
+    "cupysteer.pair_basis": ["PairBasis", "sample_pair_basis", "sample_pair_bases"],
+    "cupysteer.representation": ["Representation", "directsum", "regular_representation",
+                                 "quotient_representation", "ORTHOGONALITY_TOLERANCE"],
+    "cupysteer.packed": ["PackedPlan", "pack_plans", "LaunchConfig", "launch_config",
+                         "FP_FIELDS", "BLK_FIELDS"],
+    "cupysteer.fields_spec3": ["parse_group3", "format_group3", "parse_field3", "format_field3"],
+    "cupysteer._subgroups": ["make_subgroup", "restrict_irrep"],
+    "cupysteer.r3.settings": ["grid_points3", "resolve_settings3"],
+    "cupysteer.r3.pair_basis": ["harmonic_coefficients", "sample_pair_basis3",
+                                "sample_pair_bases3"],
+    "cupysteer.r3.representations": ["regular_representation", "quotient_representation",
+                                     "standard_representation", "decompose", "P_STANDARD"],
+    "cupysteer.r3": ["grid_points3", "resolve_settings3"],
+}
+
+
+@pytest.mark.parametrize("module", sorted(PATHS_0_1))
+def test_paths_of_0_1(module):
+    m = importlib.import_module(module)
+    missing = [n for n in PATHS_0_1[module] if not hasattr(m, n)]
+    assert not missing, f"{module} lost {missing} (see cupysteer._moved)"
+
+
+def test_moved_paths_answer_with_the_new_objects():
+    import cupysteer.groups
+    import cupysteer.packed
+    from cupysteer.backends.launch import launch_config
+    from cupysteer.settings import grid_points
+    assert cupysteer.groups.CyclicGroup is cs.CyclicGroup
+    assert cupysteer.packed.launch_config is launch_config
+    assert grid_points is cs.r2.grid_points
+    assert cs.CyclicGroup(4).space_dimension == 2 and cs.r3.SO3().space_dimension == 3
+    np.testing.assert_array_equal(
+        cs.pair_basis.sample_pair_basis(cs.CyclicGroup(4).irrep(1), cs.CyclicGroup(4).irrep(0),
+                                        cs.r2.resolve_settings(5), cs.r2.grid_points(5)).values,
+        cs.r2.pair_basis.sample_pair_basis(cs.CyclicGroup(4).irrep(1),
+                                           cs.CyclicGroup(4).irrep(0),
+                                           cs.r2.resolve_settings(5), cs.r2.grid_points(5)).values)
+
+
+def test_pickles_of_0_1_load_and_expand_the_same_filters():
+    """Objects pickled by 0.1 (tests/data/pickles_0.1, made at 20ffba2) load, compare equal to
+    the same objects built now, and their layer bases expand the filters 0.1 expanded."""
+    with open(DATA / "pickles_0.1" / "objects.pkl", "rb") as f:
+        old = pickle.load(f)
+    G = cs.DihedralGroup(4, axis=0.3)
+    assert old["groups"][:5] == [G, cs.CyclicGroup(8), cs.SO2(3), cs.O2(2), cs.FlipGroup()]
+    assert old["groups"][5:] == [cs.r3.Octahedral(), cs.r3.SO3(3), cs.r3.DihedralZ(4)]
+    assert old["irreps"] == [G.irrep(1, 1), cs.CyclicGroup(8).irrep(2),
+                             cs.r3.Octahedral().irrep(-1)]
+    assert old["reps"][0] == cs.CyclicGroup(8).regular_representation
+    assert old["reps"][1] == G.quotient_representation((None, 2))
+    assert old["reps"][2] == cs.r3.Octahedral().standard_representation
+    assert old["sub"] == G.subgroup((1, 2))
+    for L, w, filt in zip(old["layers"], (old["w"], old["w3"]), (old["filt"], old["filt3"])):
+        np.testing.assert_allclose(L.expand(w), filt, rtol=0, atol=1e-13)
+        new = cs.LayerBasis(L.in_type, L.out_type, L.filter_shape[0], cache=False)
+        assert new.dim == L.dim and new.weight_blocks == L.weight_blocks
+        np.testing.assert_allclose(new.expand(w), filt, rtol=0, atol=1e-13)
+        np.testing.assert_array_equal(L.dense(), new.dense())
 
 
 @pytest.mark.parametrize("name", TOP)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from _paths import REPO  # noqa: E402
 
-ROOT = REPO
+ROOT = REPO  # the repository root
 SOURCES = sorted(p for p in (ROOT / "tests").rglob("*.py"))
 
 
