@@ -1,6 +1,7 @@
 """GPU benchmark of cupysteer's fused CUDA expansion (issue: CUDA RawKernels through CuPy).
 
-    python3 benchmarks/bench_gpu.py [--json out.json] [--quick] [--repeats N] [--batch B]
+    python3 benchmarks/bench_gpu.py [--json out.json] [--jsonl out.jsonl] [--quick] [--repeats N]
+                                    [--batch B]
     python3 benchmarks/bench_gpu.py --layers-only    # no GPU needed: build the layers, print sizes
 
 Per layer (float32 weights → float32 filters), all measured in the same run on the same device:
@@ -18,7 +19,14 @@ Per layer (float32 weights → float32 filters), all measured in the same run on
            the kernel, without CupyExpander's Python checks and allocation);
 * floor:   max(launch latency of an empty kernel, bytes the fused kernel must move / device copy
            bandwidth measured with ``cupy`` device-to-device copies);
-* memory:  device bytes of the plan tables (fused) vs the padded basis (float32).
+* memory:  device bytes of the plan tables (fused) vs the padded basis (float32);
+* grouped: for the network, one launch for all layers (``CupyExpander`` over every plan, what
+           ``cupysteer.torch.grouped.expand_together`` and ``LayerBasis`` users get) against one
+           launch per layer (one expander per layer, called in turn), forward and
+           forward + adjoint.
+
+``--jsonl`` appends one JSON line per layer as soon as it is measured (the environment
+first), flushed to disk: a run killed by a timeout keeps every finished layer.
 
 Layers: C8 regular×16 5×5, C16 regular×8 7×7, D4 regular×24 5×5, SO(2) irreps 0–3 ×8 7×7,
 C8 regular×64 7×7 (wide), and a 10-layer C8 network expanded in one launch (compared with
@@ -313,9 +321,40 @@ def bench(name, layers, cupy, torch, args, latency, bandwidth):
     return r
 
 
+def bench_per_layer(r, layers, cupy, args):
+    """Add to ``r`` (the grouped result of ``layers``) the time of one launch per layer."""
+    exs = [cb.CupyExpander(L.plan, np.float32) for L in layers]
+    rng = np.random.default_rng(1)
+    ws = [cupy.asarray(rng.standard_normal(L.dim).astype(np.float32)) for L in layers]
+    gs = [cupy.asarray(rng.standard_normal(ex.packed.filter_size).astype(np.float32))
+          for ex in exs]
+    T = dict(warmup=args.warmup, iters=args.iters, repeats=args.repeats)
+    r["per_layer_fwd_s"] = cupy_time(cupy, lambda: [e.expand(w) for e, w in zip(exs, ws)], **T)
+    r["per_layer_fwd_adj_s"] = cupy_time(
+        cupy, lambda: [(e.expand(w), e.adjoint(g)) for e, w, g in zip(exs, ws, gs)], **T)
+    r["per_layer_over_grouped_fwd"] = r["per_layer_fwd_s"] / r["fused_fwd_s"]
+    r["per_layer_over_grouped_fwd_adj"] = r["per_layer_fwd_adj_s"] / r["fused_fwd_adj_s"]
+    return r
+
+
+class JsonLines:
+    """Appends one JSON object per line to ``path`` (None: nothing), flushed and synced."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __call__(self, obj):
+        if self.path:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(obj) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--json", help="write the results here (at the end)")
+    ap.add_argument("--jsonl", help="append each layer's result here as soon as it is measured")
     ap.add_argument("--quick", action="store_true", help="small set, few repeats")
     ap.add_argument("--layers-only", action="store_true",
                     help="build the layers and print their sizes and launch configurations "
@@ -370,20 +409,29 @@ def main(argv=None):
            "warmup": args.warmup}
     latency, bandwidth = floors(cupy, args)
     env["launch_latency_s"], env["copy_bandwidth_Bps"] = latency, bandwidth
-    print(json.dumps(env))
+    print(json.dumps(env), flush=True)
+    emit = JsonLines(args.jsonl)
+    emit({"env": env})
     results = []
     for name, layers in sets.items():
         r = bench(name, layers, cupy, torch, args, latency, bandwidth)
+        if len(layers) > 1:
+            bench_per_layer(r, layers, cupy, args)
         cupy.get_default_memory_pool().free_all_blocks()
         results.append(r)
-        print(json.dumps(r))
+        emit(r)
+        print(json.dumps(r), flush=True)
     net = next(r for r in results if "network" in r["name"])
     net_layers = next(v for k, v in sets.items() if "network" in k)
     big = max(net_layers, key=lambda L: L.dim * int(np.prod(L.shape)))
     largest = bench("largest layer of the network", [big], cupy, torch, args, latency, bandwidth)
     results.append(largest)
+    emit(largest)
     summary = {"network_over_largest_fwd": net["fused_fwd_s"] / largest["fused_fwd_s"],
-               "network_over_largest_fwd_adj": net["fused_fwd_adj_s"] / largest["fused_fwd_adj_s"]}
+               "network_over_largest_fwd_adj": net["fused_fwd_adj_s"] / largest["fused_fwd_adj_s"],
+               "network_per_layer_over_grouped_fwd": net["per_layer_over_grouped_fwd"],
+               "network_per_layer_over_grouped_fwd_adj": net["per_layer_over_grouped_fwd_adj"]}
+    emit({"summary": summary})
 
     print("\n%-30s %10s %10s %10s %10s %8s %8s %8s %8s %12s %14s" % (
         "layer", "fused us", "kernel us", "padded us", "e2cnn us", "pad/fus", "e2/fus",
@@ -407,6 +455,9 @@ def main(argv=None):
     print(f"whole network / largest layer: forward {summary['network_over_largest_fwd']:.2f}, "
           f"forward+adjoint {summary['network_over_largest_fwd_adj']:.2f} "
           f"(target <= {TARGETS['network_vs_largest']})")
+    print(f"network, one launch per layer / one grouped launch: forward "
+          f"{net['per_layer_over_grouped_fwd']:.2f}, forward+adjoint "
+          f"{net['per_layer_over_grouped_fwd_adj']:.2f}")
     print(f"targets: e2cnn/fused >= {TARGETS['vs_e2cnn']}, padded/fused >= "
           f"{TARGETS['vs_padded']}, fused/floor <= {TARGETS['vs_floor']}")
     if args.json:

@@ -17,6 +17,8 @@ the CPU: it overrides :meth:`CupyExpander._cupy` (a stand-in ``cupy`` over NumPy
 """
 from __future__ import annotations
 
+import math
+import sys
 import threading
 from typing import Sequence
 
@@ -34,7 +36,7 @@ from .kernel_source import (
     kernel_source,
     name_expression,
 )
-from .launch import SHARED_MEMORY_LIMIT, THREADS, LaunchConfig, launch_config
+from .launch import SHARED_MEMORY_LIMIT, THREADS, LaunchConfig, PreparedLaunch, launch_config
 from .packing import pack_plans
 
 __all__ = ["CupyExpander", "is_available", "import_cupy", "compile_module"]
@@ -42,14 +44,21 @@ __all__ = ["CupyExpander", "is_available", "import_cupy", "compile_module"]
 _MODULES: dict = {}
 _LOCK = threading.Lock()
 _OUT_DTYPES = {"float16": "__half", "bfloat16": "__nv_bfloat16"}
+# storage of the half-precision outputs (bfloat16 has no NumPy/CuPy dtype: raw 16 bits)
+_STORAGE = {"__half": np.dtype(np.float16), "__nv_bfloat16": np.dtype(np.uint16)}
 
 
 def import_cupy():
+    """The ``cupy`` module (from ``sys.modules`` once imported: this is on the hot path)."""
+    cupy = sys.modules.get("cupy")
+    if cupy is not None:
+        return cupy
     try:
         import cupy
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError('the CuPy backend needs CuPy: pip install "cupysteer[cuda13]" '
-                          '(or [cuda12])') from exc
+        raise ImportError('the CuPy backend needs CuPy with its CUDA toolkit: pip install '
+                          '"cupy-cuda13x[ctk]>=14" (or cupy-cuda12x; in a checkout of '
+                          'cupysteer: pip install -e ".[cuda13]")') from exc
     return cupy
 
 
@@ -108,7 +117,21 @@ class CupyExpander:
         if method == "padded":
             self._padded_host = padded.check_blocks(padded_blocks, len(plans))
         self._device_tables: dict = {}
-        self._lock = threading.Lock()
+        self._launches: dict = {}
+        self._last_launch = None
+        self._lock = threading.RLock()
+        self._dim_shape, self._filter_shape = (self.packed.dim,), (self.packed.filter_size,)
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        for k in ("_lock", "_device_tables", "_launches", "_last_launch"):
+            state.pop(k)
+        return state  # device state is rebuilt on first use
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._device_tables, self._launches, self._last_launch = {}, {}, None
+        self._lock = threading.RLock()
 
     # ---- the runtime: CuPy and the compiled kernels (the CPU emulation overrides both) --------
     def _cupy(self):
@@ -131,7 +154,10 @@ class CupyExpander:
         cupy = self._cupy()
         dev = cupy.cuda.Device().id
         with self._lock:
-            return self._device_tables.get(dev) or self._upload(cupy, dev)
+            return self._tables_locked(cupy, dev)
+
+    def _tables_locked(self, cupy, dev):
+        return self._device_tables.get(dev) or self._upload(cupy, dev)
 
     def _upload(self, cupy, dev):
         p = self.packed
@@ -157,130 +183,181 @@ class CupyExpander:
         return int(p.fieldpairs.nbytes + p.blocks.nbytes + p.positions.nbytes
                    + (len(p.basis) + len(p.cob)) * item)
 
-    def _check(self, x, name, shape_tail):
+    def _check(self, x, name, shape_tail, dev):
+        """``x`` as the kernels read it: a C-contiguous ``cupy.ndarray`` of this expander's
+        dtype on device ``dev`` with shape ``shape_tail`` or (batch, *shape_tail)."""
         cupy = self._cupy()
         if not isinstance(x, cupy.ndarray):
             raise TypeError(f"{name}: the CuPy backend takes cupy.ndarray, got {type(x).__name__}")
         if x.dtype != self.dtype:
             raise ValueError(f"{name} has dtype {x.dtype}; this expander was built for "
                              f"{self.dtype} (build another one or cast with .astype)")
-        if x.shape[-len(shape_tail):] != shape_tail or x.ndim not in (len(shape_tail),
-                                                                        len(shape_tail) + 1):
+        if x.shape[-1:] != shape_tail or x.ndim not in (1, 2):
             raise ValueError(f"{name} must have shape {shape_tail} or (batch, *{shape_tail}), "
                              f"got {x.shape}")
-        if x.device.id != cupy.cuda.Device().id:
+        if x.device.id != dev:
             raise ValueError(f"{name} lives on device {x.device.id} but the current device is "
-                             f"{cupy.cuda.Device().id}; use "
-                             f"`with cupy.cuda.Device({x.device.id}):`")
-        return cupy.ascontiguousarray(x)
+                             f"{dev}; use `with cupy.cuda.Device({x.device.id}):`")
+        return x if x.flags.c_contiguous else cupy.ascontiguousarray(x)
 
-    # ---- forward / adjoint -------------------------------------------------------------------
-    def _check_out(self, out, shape, dtype):
-        """A caller-provided output array (e.g. memory of torch's allocator): exact shape and
-        dtype, C-contiguous, on the current device."""
+    def check_out(self, out, shape, dtype, dev=None):
+        """A caller-provided output array (e.g. memory of torch's allocator), checked before
+        anything reads its shape as a layout: a ``cupy.ndarray`` of exactly ``shape`` and
+        ``dtype``, C-contiguous (the kernels write it as one flat block: a strided view would
+        be misread, and a copy would leave ``out`` unwritten), on the current device."""
         cupy = self._cupy()
         if not isinstance(out, cupy.ndarray):
-            raise TypeError(f"out: expected a cupy.ndarray, got {type(out).__name__}")
-        if out.shape != shape or out.dtype != dtype:
-            raise ValueError(f"out must have shape {shape} and dtype {np.dtype(dtype)}, got "
-                             f"{out.shape} {out.dtype}")
+            raise TypeError(f"out must be a cupy.ndarray (the weights are on the GPU), got "
+                            f"{type(out).__module__}.{type(out).__name__}")
+        if tuple(out.shape) != tuple(shape) or out.dtype != dtype:
+            raise ValueError(f"out must have shape {tuple(shape)} and dtype {np.dtype(dtype)}, "
+                             f"got {tuple(out.shape)} {out.dtype}")
         if not out.flags.c_contiguous:
-            raise ValueError("out must be C-contiguous")
-        if out.device.id != cupy.cuda.Device().id:
+            raise ValueError(f"out must be C-contiguous (strides {out.strides} given); pass a "
+                             f"contiguous array, e.g. cupy.empty({tuple(shape)}, "
+                             f"{np.dtype(dtype).name}), and copy from it if needed")
+        dev = cupy.cuda.Device().id if dev is None else dev
+        if out.device.id != dev:
             raise ValueError(f"out lives on device {out.device.id}, the current device is "
-                             f"{cupy.cuda.Device().id}")
+                             f"{dev}; use `with cupy.cuda.Device({out.device.id}):`")
         return out
 
+    # ---- the host path: prepared once per (kind, output type, batch, device) ----------------
+    def _launch(self, kind: str, out_name, batch: int, dev: int) -> PreparedLaunch:
+        key = (kind, out_name, batch, dev, self.threads, self.shared_limit)
+        entry = self._launches.get(key)
+        if entry is None:
+            with self._lock:
+                entry = self._launches.get(key) or self._prepare_launch(key)
+        self._last_launch = entry
+        return entry
+
+    def _prepare_launch(self, key) -> PreparedLaunch:
+        kind, out_name, batch, dev = key[:4]
+        cupy = self._cupy()
+        stream = cupy.cuda.get_current_stream()
+        if getattr(stream, "is_capturing", None) is not None and stream.is_capturing():
+            raise RuntimeError(
+                f"the first {kind} launch of this expander (batch {batch}, device {dev}) is "
+                f"inside a CUDA graph capture; the plan upload and kernel lookup must happen "
+                f"before: call .prepare(batch={batch}) or run one step before capturing")
+        t = self._tables_locked(cupy, dev)
+        cfg = self.config(kind, batch)
+        p = self.packed
+        data, out = object(), object()
+        if kind == "forward":
+            args = forward_args(data, p.dim, t["basis"], t["cob"], t["fieldpairs"], t["blocks"],
+                                t["positions"], out, p.filter_size, cfg)
+        else:
+            args = adjoint_args(data, p.filter_size, t["basis"], t["cob"], t["fieldpairs"],
+                                t["blocks"], t["positions"], out, p.dim, cfg)
+        out_dtype = self.dtype if out_name is None else _STORAGE[out_name]
+        kern = self._module(out_name is not None).get_function(
+            name_expression(kind, self.dtype, out_name))
+        entry = PreparedLaunch(kern, cfg, args, data, out, out_dtype)
+        self._launches[key] = entry
+        return entry
+
+    def prepare(self, batch: int = 1, out_dtype=None) -> None:
+        """Upload the plan and prepare the forward and adjoint launches for ``batch`` items on
+        the current device now (e.g. before a CUDA graph capture, where the first use could
+        not upload); later calls of that batch size only check and launch."""
+        dev = self._cupy().cuda.Device().id
+        self._launch("forward", self._out_name(out_dtype), batch, dev)
+        self._launch("adjoint", None, batch, dev)
+
+    @property
+    def last_config(self) -> LaunchConfig | None:
+        """The launch configuration of the latest fused launch (None before the first)."""
+        return None if self._last_launch is None else self._last_launch.config
+
+    def _out_name(self, out_dtype):
+        if out_dtype is None:
+            return None
+        key = "bfloat16" if out_dtype == "bfloat16" else np.dtype(out_dtype).name
+        if key not in _OUT_DTYPES or self.dtype != np.float32:
+            raise ValueError(f"out_dtype must be 'float16' or 'bfloat16' with float32 "
+                             f"weights, got {out_dtype!r}")
+        if self.method == "padded":
+            raise ValueError("out_dtype is only supported by method='fused'")
+        return _OUT_DTYPES[key]
+
+    def _new(self, shape, dtype, what):
+        """A new output array, after checking the device has room for it (only what this
+        expander allocates is checked: a caller's ``out`` is already allocated). Checked
+        before the first launch's preparation, so an absurd size fails before any upload."""
+        cupy = self._cupy()
+        check_device(cupy, math.prod(shape) * np.dtype(dtype).itemsize, what,
+                     "pass fewer batch items per call")
+        return lambda: cupy.empty(shape, dtype)
+
+    # ---- forward / adjoint -------------------------------------------------------------------
     def expand(self, weights, out_dtype=None, out=None):
         """Weights (dim,) or (b, dim) → flat filters (filter_size,) or (b, filter_size).
 
         ``out_dtype`` 'float16'/'bfloat16' writes half-precision filters with float32
         accumulation (float32 weights only). ``out`` (same shape as the result, the weights'
-        dtype) receives the filters instead of a new CuPy array."""
-        cupy = self._cupy()
+        dtype, C-contiguous, on the current device) receives the filters instead of a new
+        CuPy array; it is checked before anything else and is the array returned."""
         p = self.packed
-        w = self._check(weights, "weights", (p.dim,))
-        batch = 1 if w.ndim == 1 else w.shape[0]
-        given = out
-        if given is not None:
+        dev = self._cupy().cuda.Device().id
+        w = self._check(weights, "weights", self._dim_shape, dev)
+        shape = w.shape[:-1] + self._filter_shape
+        if out is not None:
             if out_dtype is not None:
                 raise ValueError("out and out_dtype cannot be combined")
-            self._check_out(given, w.shape[:-1] + (p.filter_size,), self.dtype)
-        if batch == 0:  # nothing to launch (CUDA refuses empty grids)
-            return given if given is not None else cupy.empty((0, p.filter_size), self.dtype)
-        out_item = self.dtype.itemsize if out_dtype is None else 2
-        check_device(cupy, batch * p.filter_size * out_item,
-                     lambda: f"expand: {batch} filter(s) of {p.filter_size} entries",
-                     "expand fewer batch items per call")
-        t = self._tables()
+            self.check_out(out, shape, self.dtype, dev)
+        out_name = self._out_name(out_dtype)
+        batch = 1 if w.ndim == 1 else w.shape[0]
         if self.method == "padded":
-            if out_dtype is not None:
-                raise ValueError("out_dtype is only supported by method='fused'")
-            out = padded.expand(cupy, p, t["padded"], w, batch, self.dtype)
-            if given is not None:
-                given[...] = out.reshape(given.shape)
-                return given
-            return out if w.ndim == 2 else out[0]
-        out_name = None
-        if out_dtype is not None:
-            key = np.dtype(out_dtype).name if out_dtype != "bfloat16" else "bfloat16"
-            if key not in _OUT_DTYPES or self.dtype != np.float32:
-                raise ValueError(f"out_dtype must be 'float16' or 'bfloat16' with float32 "
-                                 f"weights, got {out_dtype!r}")
-            out_name = _OUT_DTYPES[key]
-        cfg = self.config("forward", batch)
-        if given is not None:
-            out = given.reshape(batch, p.filter_size)
-        elif out_name is None:
-            out = cupy.empty((batch, p.filter_size), self.dtype)
-        elif out_name == "__half":
-            out = cupy.empty((batch, p.filter_size), cupy.float16)
-        else:  # bfloat16 has no CuPy dtype: raw 16-bit storage
-            out = cupy.empty((batch, p.filter_size), cupy.uint16)
-        kern = self._module(out_name is not None).get_function(
-            name_expression("forward", self.dtype, out_name))
-        kern(cfg.grid, cfg.block, forward_args(w, p.dim, t["basis"], t["cob"], t["fieldpairs"],
-                                               t["blocks"], t["positions"], out,
-                                               p.filter_size, cfg), shared_mem=cfg.shared_mem)
-        if given is not None:
-            return given
-        return out if w.ndim == 2 else out[0]
+            return self._padded("expand", w, batch, out)
+        if batch == 0:  # nothing to launch (CUDA refuses empty grids)
+            return out if out is not None else self._cupy().empty(shape, self.dtype)
+        new = None if out is not None else self._new(
+            shape, _STORAGE.get(out_name, self.dtype),
+            lambda: f"expand: {batch} filter(s) of {p.filter_size} entries")
+        launch = self._launch("forward", out_name, batch, dev)
+        out = new() if new is not None else out
+        launch(w, out)
+        return out
 
     def adjoint(self, grad_filter, out=None):
         """Flat filter gradient (filter_size,) or (b, filter_size) → weight gradient
-        (written into ``out`` if given: same shape as the result, the gradient's dtype)."""
-        cupy = self._cupy()
+        (written into ``out`` if given: same shape as the result, the gradient's dtype,
+        C-contiguous, on the current device)."""
         p = self.packed
-        g = self._check(grad_filter, "filter_grad", (p.filter_size,))
+        dev = self._cupy().cuda.Device().id
+        g = self._check(grad_filter, "filter_grad", self._filter_shape, dev)
+        shape = g.shape[:-1] + self._dim_shape
+        if out is not None:
+            self.check_out(out, shape, self.dtype, dev)
         batch = 1 if g.ndim == 1 else g.shape[0]
-        given = out
-        if given is not None:
-            self._check_out(given, g.shape[:-1] + (p.dim,), self.dtype)
-        if batch == 0:
-            return given if given is not None else cupy.empty((0, p.dim), self.dtype)
-        check_device(cupy, batch * p.dim * self.dtype.itemsize,
-                     lambda: f"adjoint: {batch} weight gradient(s) of {p.dim} entries",
-                     "pass fewer batch items per call")
-        t = self._tables()
         if self.method == "padded":
-            out = padded.adjoint(cupy, p, t["padded"], g, batch, self.dtype)
-            if given is not None:
-                given[...] = out.reshape(given.shape)
-                return given
-            return out if g.ndim == 2 else out[0]
-        cfg = self.config("adjoint", batch)
-        if given is not None:
-            out = given.reshape(batch, p.dim)
-            out.fill(0)
-        else:
-            out = cupy.zeros((batch, p.dim), self.dtype)
-        kern = self._module(False).get_function(name_expression("adjoint", self.dtype))
-        kern(cfg.grid, cfg.block, adjoint_args(g, p.filter_size, t["basis"], t["cob"],
-                                               t["fieldpairs"], t["blocks"], t["positions"],
-                                               out, p.dim, cfg, p), shared_mem=cfg.shared_mem)
-        if given is not None:
-            return given
-        return out if g.ndim == 2 else out[0]
+            return self._padded("adjoint", g, batch, out)
+        if batch == 0:
+            return out if out is not None else self._cupy().empty(shape, self.dtype)
+        # every weight is written by exactly one CUDA block: a new output needs no zero fill
+        new = None if out is not None else self._new(
+            shape, self.dtype, lambda: f"adjoint: {batch} weight gradient(s) of {p.dim} entries")
+        launch = self._launch("adjoint", None, batch, dev)
+        out = new() if new is not None else out
+        launch(g, out)
+        return out
+
+    def _padded(self, kind, x, batch, out):
+        """The padded baseline (it allocates its result, then copies it into ``out``)."""
+        cupy, p = self._cupy(), self.packed
+        n = p.filter_size if kind == "expand" else p.dim
+        if batch == 0:
+            return out if out is not None else cupy.empty((0, n), self.dtype)
+        check_device(cupy, batch * n * self.dtype.itemsize,
+                     lambda: f"{kind} (padded): {batch} result(s) of {n} entries",
+                     "pass fewer batch items per call")
+        res = getattr(padded, kind)(cupy, p, self._tables()["padded"], x, batch, self.dtype)
+        if out is not None:
+            out[...] = res.reshape(out.shape)
+            return out
+        return res if x.ndim == 2 else res[0]
 
     def split(self, flat):
         """Views of a flat (b, filter_size) output as one (b, C_out, C_in, *k) array per plan."""

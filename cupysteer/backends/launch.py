@@ -24,7 +24,8 @@ import numpy as np
 
 from .packing import BLK, FP, PackedPlan
 
-__all__ = ["LaunchConfig", "launch_config", "SHARED_MEMORY_LIMIT", "THREADS", "MIN_TILE"]
+__all__ = ["LaunchConfig", "launch_config", "PreparedLaunch", "SHARED_MEMORY_LIMIT", "THREADS",
+           "MIN_TILE"]
 
 #: dynamic shared memory one CUDA block may use without opting in
 SHARED_MEMORY_LIMIT = 48 * 1024
@@ -217,3 +218,30 @@ def launch_config(packed: PackedPlan, kind: str, batch: int, accumulate_bytes: i
                          f"smaller fields")
     params.pop("tile")
     return LaunchConfig(grid, (threads, 1, 1), int(shared), int(tile), **params)
+
+
+class PreparedLaunch:
+    """One launch with everything but its two arrays fixed: the kernel handle, the
+    configuration and the argument tuple around the input and the output (the plan tables on
+    one device and the scalars of :mod:`~cupysteer.backends.kernel_source`).
+
+    Built once per (plan set, dtype, kind, output type, batch, device) by the CuPy backend;
+    calling it is the hot path: two tuple concatenations and the kernel call.
+    """
+
+    __slots__ = ("kernel", "config", "out_dtype", "_head", "_mid", "_tail")
+
+    def __init__(self, kernel, config: LaunchConfig, args: tuple, data, out, out_dtype):
+        """``args``: the kernel's arguments with the objects ``data`` and ``out`` standing for
+        the input and the output array (found by identity)."""
+        i = next(k for k, a in enumerate(args) if a is data)
+        j = next(k for k, a in enumerate(args) if a is out)
+        if not i < j:
+            raise ValueError("the kernel's input argument must come before its output")
+        self.kernel, self.config, self.out_dtype = kernel, config, out_dtype
+        self._head, self._mid, self._tail = args[:i], args[i + 1:j], args[j + 1:]
+
+    def __call__(self, data, out) -> None:
+        cfg = self.config
+        self.kernel(cfg.grid, cfg.block, self._head + (data,) + self._mid + (out,) + self._tail,
+                    shared_mem=cfg.shared_mem)

@@ -58,8 +58,8 @@ from .toolchain import (
 
 __all__ = [
     # the stand-in runtime and the real launcher on it
-    "HostArray", "HostCupy", "CpuExpander", "emulated_module", "expand_module", "prebuild",
-    "bf16_to_float32",
+    "HostArray", "HostCupy", "HostStream", "CpuExpander", "emulated_module", "expand_module",
+    "prebuild", "bf16_to_float32",
     # re-exported from the emulator and its toolchain
     "_RUNTIME", "SANITIZER_MARKERS", "SANITIZERS", "Build", "EmulatedFunction",
     "EmulatedModule", "EmulationError", "EmulationTimeout", "LaunchError", "SanitizerError",
@@ -69,7 +69,23 @@ __all__ = [
 # ---- the stand-in cupy module ------------------------------------------------------------------
 
 _DEVICE = types.SimpleNamespace(id=0)
-_STREAM = types.SimpleNamespace(synchronize=lambda: None)
+
+
+class HostStream:
+    """The stand-in current stream: counts ``synchronize`` calls; ``capturing`` poses as a
+    CUDA graph capture in progress (where a synchronisation would break the capture)."""
+
+    def __init__(self):
+        self.synchronized = 0
+        self.capturing = False
+
+    def synchronize(self):
+        if self.capturing:
+            raise AssertionError("stream synchronised during a CUDA graph capture")
+        self.synchronized += 1
+
+    def is_capturing(self) -> bool:
+        return self.capturing
 
 
 class HostArray(np.ndarray):
@@ -103,40 +119,54 @@ def _poison(a: np.ndarray) -> None:
 
 
 class _PoisonedFunction:
-    """An emulated kernel whose output parameters are filled with NaN before each launch."""
+    """An emulated kernel whose output parameters are filled with NaN before each launch;
+    ``launches`` counts the launches of every such function of one :class:`HostCupy`."""
 
-    def __init__(self, fn: EmulatedFunction):
+    def __init__(self, fn: EmulatedFunction, launches: list | None = None):
         self.fn = fn
+        self.launches = launches if launches is not None else []
 
     def __call__(self, grid, block, args, *, shared_mem: int = 0, stream=None):
         args = tuple(args)
+        self.launches.append(self.fn.name)
         for i in check_args(self.fn.name, self.fn.signature, args):
             _poison(args[i])
         self.fn(grid, block, args, shared_mem=shared_mem)
 
 
 class _PoisonedModule:
-    def __init__(self, module: EmulatedModule):
+    def __init__(self, module: EmulatedModule, launches: list | None = None):
         self.module = module
+        self.launches = launches
 
     def get_function(self, name: str) -> _PoisonedFunction:
-        return _PoisonedFunction(self.module.get_function(name))
+        return _PoisonedFunction(self.module.get_function(name), self.launches)
 
 
 class HostCupy:
     """The part of the ``cupy`` module the CuPy backend uses, on the CPU: arrays are
     :class:`HostArray` (NumPy), one device (0) with a synchronous stream, and ``RawModule``
     builds the source with g++ (:func:`emulated_module`). ``poison``: kernels fill their
-    outputs with NaN before each launch. No ``mem_info``: the free-memory check is skipped."""
+    outputs with NaN before each launch (and count in ``launches``). Without ``mem_free`` the
+    device has no ``mem_info`` (the free-memory check is skipped); with it, the device has
+    that many bytes free. ``stream`` is the one current :class:`HostStream`."""
 
     ndarray = HostArray
     float16, float32, float64, uint16 = np.float16, np.float32, np.float64, np.uint16
 
-    def __init__(self, sanitizer="env", poison: bool = True):
+    def __init__(self, sanitizer="env", poison: bool = True, mem_free: int | None = None):
         self.sanitizer = sanitizer_from_env() if sanitizer == "env" else sanitizer
         self.poison = poison
-        self.cuda = types.SimpleNamespace(Device=lambda *a: _DEVICE,
-                                          get_current_stream=lambda: _STREAM)
+        self.stream = HostStream()
+        self.launches: list = []
+        device = _DEVICE if mem_free is None else types.SimpleNamespace(
+            id=0, mem_info=(int(mem_free), 80 << 30))
+        self.cuda = types.SimpleNamespace(Device=lambda *a: device,
+                                          get_current_stream=lambda: self.stream)
+
+    @staticmethod
+    def get_default_memory_pool():
+        return types.SimpleNamespace(free_bytes=lambda: 0)
 
     @staticmethod
     def is_available() -> bool:
@@ -160,7 +190,7 @@ class HostCupy:
 
     def RawModule(self, code: str, options=(), name_expressions=()):  # noqa: N802 (CuPy's name)
         module = emulated_module(code, options, name_expressions, self.sanitizer)
-        return _PoisonedModule(module) if self.poison else module
+        return _PoisonedModule(module, self.launches) if self.poison else module
 
 
 def expand_module(half: bool, sanitizer="env") -> EmulatedModule:
@@ -195,22 +225,23 @@ class CpuExpander(CupyExpander):
 
     Only the runtime is replaced (:class:`HostCupy`, the emulated module); ``shared_limit`` /
     ``threads`` (None: the backend's) may be lowered, also after construction;
-    ``half_module`` runs every kernel from the ``HALF_OPTIONS`` build; ``last_config`` is the
-    launch configuration of the latest launch; ``tables`` the uploaded plan tables.
+    ``half_module`` runs every kernel from the ``HALF_OPTIONS`` build; ``last_config`` (the
+    backend's own) is the launch configuration of the latest launch; ``tables`` the uploaded
+    plan tables.
     """
 
     def __init__(self, plans, dtype=np.float32, method: str = "fused", padded_blocks=None, *,
                  shared_limit: int | None = None, threads: int | None = None,
-                 sanitizer="env", poison: bool = True, half_module: bool = False):
+                 sanitizer="env", poison: bool = True, half_module: bool = False,
+                 mem_free: int | None = None):
         super().__init__(plans, dtype, method, padded_blocks)
         if shared_limit is not None:
             self.shared_limit = shared_limit
         if threads is not None:
             self.threads = threads
-        self.cupy = HostCupy(sanitizer, poison)
+        self.cupy = HostCupy(sanitizer, poison, mem_free)
         self.sanitizer = self.cupy.sanitizer
         self.half_module = half_module
-        self.last_config = None
 
     # the runtime
     def _cupy(self):
@@ -218,10 +249,6 @@ class CpuExpander(CupyExpander):
 
     def _module(self, half: bool):
         return compile_module(self.cupy, half or self.half_module)
-
-    def config(self, kind: str, batch: int):
-        self.last_config = cfg = super().config(kind, batch)
-        return cfg
 
     @property
     def tables(self) -> dict:
