@@ -1,7 +1,9 @@
 """JAX adapter: filter expansion as a pure ``jax.numpy`` function with the exact adjoint as its
 ``custom_vjp``, and a functional steerable convolution.
 
-Needs ``pip install "cupysteer[jax]"``.
+Needs JAX: ``pip install -e ".[jax]"`` in the cupysteer checkout (installed from its
+repository, not from an index). Flax NNX and Equinox modules over these functions:
+:mod:`cupysteer.flax`, :mod:`cupysteer.equinox`.
 
 >>> import jax, jax.numpy as jnp, cupysteer as cs
 >>> from cupysteer import jax as csj
@@ -18,11 +20,14 @@ Which path runs where:
 * :func:`expand`, :func:`adjoint`, :func:`expand_bias`, :func:`conv2d`, :func:`conv3d`: pure
   ``jax.numpy``
   (gathers, einsums and the per-representation change of basis, derived from the layer's
-  :class:`~cupysteer.ExpansionPlan`), so they work under ``jit``, ``grad`` and ``vmap`` on
-  every JAX backend (CPU, GPU, TPU). ``expand``'s reverse-mode derivative is the explicit
-  adjoint (``custom_vjp``); forward mode (``jvp``/``jacfwd``) is not available for
-  ``custom_vjp`` functions, so pass ``custom_vjp=False`` there (JAX then differentiates the
-  gathers and einsums itself; same values).
+  :class:`~cupysteer.ExpansionPlan`), so they work under ``jit`` and ``vmap`` on every JAX
+  backend (CPU, GPU, TPU). Both derivative modes work by default: ``expand`` and ``adjoint``
+  are linear JAX primitives whose JVP is themselves and whose transpose is each other, so
+  ``jvp``/``jacfwd`` run the expansion on tangents and ``grad``/``jacrev`` run the explicit
+  adjoint; ``hessian`` and any nesting follow. ``custom_vjp=False`` lets JAX differentiate
+  the gathers and einsums itself instead (same values).
+* Bases hash by value here: two equal layers share one schedule (one primitive parameter),
+  so a jitted function traced for one is reused for the other.
 * :func:`expand_eager`: outside ``jit`` only. CPU arrays go to the NumPy backend (zero-copy
   in through DLPack); arrays on a CUDA device go to the CuPy backend through DLPack, zero-copy
   on the device. Not differentiable.
@@ -36,20 +41,58 @@ try:
     import jax
     import jax.numpy as jnp
 except ImportError as _e:  # pragma: no cover - exercised with a patched sys.modules
-    raise ImportError('cupysteer.jax needs JAX: pip install "cupysteer[jax]"') from _e
+    raise ImportError('cupysteer.jax needs JAX: pip install -e ".[jax]" in the cupysteer '
+                      'checkout') from _e
 
 from . import dlpack as _dl
 from .backends import jax_schedule
 from .basis import LayerBasis
 
 __all__ = ["expand", "adjoint", "expand_bias", "conv2d", "conv3d", "init_weights",
-           "expand_eager"]
+           "expand_eager", "StaticBasis"]
 
 
-def _jax_plan(basis) -> jax_schedule.JaxPlan:
+class StaticBasis:
+    """A :class:`~cupysteer.LayerBasis` that compares and hashes **by value** (the digest of
+    its expansion plan): for ``jax.jit(..., static_argnums=…)`` and the static fields of
+    Flax/Equinox modules, so two equal layers share one trace. Every function here takes it
+    wherever it takes a LayerBasis; ``.basis`` is the wrapped one."""
+
+    __slots__ = ("basis", "digest")
+
+    def __init__(self, basis):
+        basis = basis.basis if isinstance(basis, StaticBasis) else basis
+        if not isinstance(basis, LayerBasis):
+            raise TypeError(f"StaticBasis wraps a LayerBasis, got {type(basis).__name__}")
+        self.basis = basis
+        self.digest = jax_schedule.schedule(basis.plan).digest
+
+    def __eq__(self, other):
+        return isinstance(other, StaticBasis) and other.digest == self.digest
+
+    def __hash__(self):
+        return hash(self.digest)
+
+    def __getstate__(self):
+        return {"basis": self.basis, "digest": self.digest}
+
+    def __setstate__(self, state):
+        self.basis, self.digest = state["basis"], state["digest"]
+
+    def __repr__(self):
+        return f"StaticBasis({self.basis!r})"
+
+
+def _as_basis(basis) -> LayerBasis:
+    if isinstance(basis, StaticBasis):
+        return basis.basis
     if not isinstance(basis, LayerBasis):
-        raise TypeError(f"expected a LayerBasis, got {type(basis).__name__}")
-    return jax_schedule.schedule(basis.plan)
+        raise TypeError(f"expected a LayerBasis (or StaticBasis), got {type(basis).__name__}")
+    return basis
+
+
+def _jax_plan(basis) -> jax_schedule.GatherPlan:
+    return jax_schedule.schedule(_as_basis(basis).plan)
 
 
 def _float(x, name):
@@ -66,8 +109,9 @@ def _float(x, name):
 
 def expand(basis: LayerBasis, weights, *, custom_vjp: bool = True):
     """Weights (..., dim) → filter (..., C_out, C_in, k, k) (k, k, k for groups acting on R³)
-    in the weights' dtype; pure
-    ``jax.numpy`` (jit/grad/vmap). The reverse-mode derivative is :func:`adjoint`."""
+    in the weights' dtype; pure ``jax.numpy`` (jit/vmap, forward and reverse mode). The
+    reverse-mode derivative is :func:`adjoint` (``custom_vjp=False``: JAX's own transpose of
+    the gathers instead)."""
     w = _float(weights, "weights")
     if not custom_vjp:
         return jax_schedule.forward_jit(_jax_plan(basis), w)
@@ -122,6 +166,7 @@ def _grid_dilation(basis, n=2) -> int:
 
 
 def _conv(x, basis, weights, bias, stride, padding, dilation, precision, n):
+    basis = _as_basis(basis)
     d = _grid_dilation(basis, n)
     if (dilation is not None and _tuple(dilation, n, "dilation") != (d,) * n
             and basis.filter_shape[0] > 1):
@@ -163,6 +208,7 @@ def conv3d(x, basis: LayerBasis, weights, bias=None, stride=1, padding=0, dilati
 
 def init_weights(basis: LayerBasis, key, dtype=jnp.float32):
     """Generalised He initialisation (``basis.he_std() · N(0, 1)``) from a JAX PRNG key."""
+    basis = _as_basis(basis)
     std = jnp.asarray(basis.he_std(), dtype)
     return std * jax.random.normal(key, (basis.dim,), dtype)
 
@@ -173,4 +219,42 @@ def expand_eager(basis: LayerBasis, weights):
     if isinstance(weights, jax.core.Tracer):
         raise TypeError("expand_eager needs a concrete array; under jit/grad/vmap use "
                         "cupysteer.jax.expand")
-    return _dl.expand(basis, weights)
+    return _dl.expand(_as_basis(basis), weights)
+
+
+def expand_many(bases, weights, *, custom_vjp: bool = True) -> tuple:
+    """Every layer's filter at once: ``weights[i]`` (..., ``bases[i].dim``) → a tuple of
+    filters, as :func:`expand` gives them one by one (same values, same reverse-mode
+    derivative), traced and compiled as one jitted computation (one dispatch per call
+    outside ``jit``; inside a jitted training step it is inlined like :func:`expand`). The
+    JAX counterpart of :func:`cupysteer.torch.grouped.expand_together`.
+
+    >>> fs = jax.jit(lambda ws: expand_many([b1, b2], ws))([w1, w2])  # doctest: +SKIP
+    """
+    bases, weights = tuple(bases), tuple(weights)
+    if not bases:
+        raise ValueError("bases must hold at least one LayerBasis")
+    if len(weights) != len(bases):
+        raise ValueError(f"weights must hold one array per basis: {len(bases)} bases, "
+                         f"{len(weights)} weight arrays")
+    plans = tuple(_jax_plan(b) for b in bases)
+    ws = tuple(_float(w, f"weights[{i}]") for i, w in enumerate(weights))
+    for i, (b, w) in enumerate(zip(bases, ws)):
+        if w.shape[-1:] != (b.dim,):
+            raise ValueError(f"weights[{i}] must have shape (..., {b.dim}) for bases[{i}], "
+                             f"got {w.shape}")
+    return _expand_many_jit(plans, ws, custom_vjp)
+
+
+def _expand_all(plans, ws, custom_vjp):
+    if custom_vjp:
+        return tuple(jax_schedule.ops(p)[0](w) for p, w in zip(plans, ws))
+    return tuple(jax_schedule.forward(p, w) for p, w in zip(plans, ws))
+
+
+# the schedules are static (hashed by identity, memoised per plan): one executable per
+# (layer set, shapes, dtypes)
+_expand_many_jit = jax.jit(_expand_all, static_argnums=(0, 2))
+
+
+__all__ += ["expand_many"]  # appended with expand_many (issue 13)

@@ -3,8 +3,11 @@
 :class:`SteerableConv2d` / :class:`SteerableConvTranspose2d`: e2cnn ``R2Conv``-style layers on
 ``[N, C, H, W]`` tensors (native or :mod:`cupysteer.compat.e2cnn` field types);
 :class:`SteerableConv3d`: escnn ``R3Conv``-style on ``[N, C, D1, D2, D3]`` for the groups of
-:mod:`cupysteer.r3`. The filter is expanded by :mod:`cupysteer.torch.ops` at every training
-forward and cached in eval mode.
+:mod:`cupysteer.r3`. The filter is expanded at every training forward and cached in eval mode:
+eagerly by :mod:`cupysteer.torch.ops` (NumPy on CPU, CuPy on CUDA), and by the layer's own
+:class:`~cupysteer.torch.native.Expansion` (the schedule as buffers) on other devices and
+inside ``torch.compile``/``torch.export`` graphs. Everything a layer needs travels with it:
+copies, pickles, EMA models and exported programs need no registration.
 """
 from __future__ import annotations
 
@@ -15,7 +18,9 @@ from torch.nn import functional as F
 
 from ..basis import LayerBasis
 from ..field_type import FieldType
-from .ops import CachedExpand, register_basis
+from . import native, ops
+from ._porting import GUIDE, group_type, no_positional, porting_keywords
+from .ops import CachedExpand
 
 __all__ = ["SteerableConv2d", "SteerableConv3d", "SteerableConvTranspose2d"]
 
@@ -31,9 +36,6 @@ def _tuple(x, n: int, name: str):
     return t
 
 
-# keyword arguments a layer hands to LayerBasis
-_BASIS_SETTINGS = frozenset({"rings", "sigma", "frequencies_cutoff", "maximum_offset", "cache"})
-
 # e2cnn R2Conv state_dict entries that are derived data (dropped when loading a checkpoint)
 _E2CNN_DERIVED = ("filter", "expanded_bias", "bias_expansion", "_basisexpansion.")
 
@@ -44,8 +46,10 @@ class _SteerableConvNd(nn.Module):
 
     def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, stride,
                  padding, dilation, bias: bool, padding_mode: str, initialize: bool,
-                 basis_settings: dict):
+                 basis_settings: dict, groups: int = 1):
         super().__init__()
+        n = self._ndim
+        guide = GUIDE[n]
         for name, t in (("in_type", in_type), ("out_type", out_type)):
             if not isinstance(t, FieldType):
                 raise TypeError(f"{name} must be a cupysteer FieldType (native or "
@@ -57,13 +61,9 @@ class _SteerableConvNd(nn.Module):
                 or kernel_size < 1):
             raise ValueError(f"kernel_size must be a positive int (steerable filters are "
                              f"cubic/square), got {kernel_size!r}")
-        unknown = sorted(set(basis_settings) - _BASIS_SETTINGS)
-        if unknown:
-            raise TypeError(f"{type(self).__name__} got unsupported keyword(s) {unknown}; basis "
-                            f"settings are {sorted(_BASIS_SETTINGS)} (escnn's groups, "
-                            f"basis_filter and recompute are not supported: see "
-                            f"docs/migrate_from_escnn.md)")
-        n = self._ndim
+        basis_settings = porting_keywords(type(self).__name__, n, basis_settings)
+        if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
+            raise ValueError(f"groups must be a positive int, got {groups!r}")
         if in_type.group.space.dimension != n:
             hint = ("SteerableConv3d" if in_type.group.space.dimension == 3 else
                     "SteerableConv2d")
@@ -80,10 +80,15 @@ class _SteerableConvNd(nn.Module):
         if isinstance(self.padding, str) and padding_mode != "zeros":
             raise ValueError("padding as a string needs padding_mode='zeros'")
         self.padding_mode = padding_mode
-        self.basis = LayerBasis(in_type, out_type, self.kernel_size, self.dilation[0],
+        self.groups = int(groups)
+        basis_in = (in_type if self.groups == 1 else
+                    group_type(in_type, self.groups, "in_type", guide))
+        if self.groups > 1:
+            group_type(out_type, self.groups, "out_type", guide)
+        self.basis = LayerBasis(basis_in, out_type, self.kernel_size, self.dilation[0],
                                 **basis_settings)
-        self._key = register_basis(self.basis)
         dtype = torch.get_default_dtype()
+        self._expansion = native.Expansion(self.basis, dtype)
         self.weights = nn.Parameter(torch.zeros(self.basis.dim, dtype=dtype))
         T = self.basis.num_bias
         if bias and T > 0:
@@ -109,23 +114,48 @@ class _SteerableConvNd(nn.Module):
             self.bias.zero_()
         self._cache = None
 
+    @property
+    def _key(self) -> int:
+        """The ``cupysteer::expand`` operator key of this layer's basis (registering it)."""
+        return ops.register_basis(self.basis)
+
     def _fresh(self) -> Tensor:
-        return torch.ops.cupysteer.expand(self.weights, self._key)
+        """Expand the current weights: the layer's own torch-native schedule inside compiled
+        or exported graphs, under torch.func transforms and on devices without a cupysteer
+        kernel; the NumPy (CPU) / CuPy (CUDA) operator otherwise."""
+        w = self.weights
+        if native.preferred(w):
+            return self._expansion(w)
+        return ops.expand(self.basis, w)
+
+    def _cache_valid(self, w: Tensor) -> bool:
+        c = self._cache
+        return (c is not None and c[0].dtype == w.dtype and c[0].device == w.device
+                and c[0].shape == w.shape
+                # made under inference_mode: unusable by autograd outside it (issue 16)
+                and not (c[1].is_inference() and not torch.is_inference_mode_enabled())
+                and torch.equal(c[0], w.detach()))
 
     def _expanded_filter(self) -> Tensor:
-        """Train mode (or under torch.compile): expand now. Eval mode: reuse the filter cached
-        for the current weights (value, dtype and device checked at every call)."""
-        if self.training or torch.compiler.is_compiling():
+        """Train mode (or under torch.compile / torch.func): expand now. Eval mode: reuse the
+        filter cached for the current weights (value, dtype and device checked at every call).
+        The returned tensor may be the cache itself: internal use only (see
+        :meth:`expand_parameters`)."""
+        # whole-model launch (cupysteer.torch.grouped.expand_together): during the model's
+        # forward, this layer's filter already expanded with the others' in one launch
+        grouped = getattr(self, "_grouped_filter", None)
+        if grouped is not None:
+            return grouped
+        w = self.weights
+        if self.training or torch.compiler.is_compiling() or native.transformed(w):
             self._cache = None
             return self._fresh()
-        w = self.weights
-        c = self._cache
-        if c is None or c[0].dtype != w.dtype or c[0].device != w.device or \
-                c[0].shape != w.shape or not torch.equal(c[0], w.detach()):
+        if not self._cache_valid(w):
             with torch.no_grad():
-                c = self._cache = (w.detach().clone(), self._fresh())
+                self._cache = (w.detach().clone(), self._fresh())
+        c = self._cache
         if torch.is_grad_enabled() and w.requires_grad:
-            return CachedExpand.apply(w, c[1], self._key)
+            return CachedExpand.apply(w, c[1], self.basis)
         return c[1]
 
     def _expanded_bias(self):
@@ -135,8 +165,13 @@ class _SteerableConvNd(nn.Module):
 
     def expand_parameters(self) -> tuple:
         """(filter, bias) as the layer uses them now (e2cnn's ``expand_parameters``); the
-        filter is (C_out, C_in, k, k) for both layer kinds, the bias (C_out,) or None."""
-        return self._expanded_filter(), self._expanded_bias()
+        filter is (C_out, C_in, k, k) for both layer kinds (C_in / groups with ``groups``),
+        the bias (C_out,) or None. Always new tensors: writing to them (pruning, normalising)
+        never reaches the eval-mode cache."""
+        filt = self._expanded_filter()
+        if self._cache is not None and filt is self._cache[1]:
+            filt = filt.clone()
+        return filt, self._expanded_bias()
 
     def invalidate_cache(self):
         """Drop the eval-mode filter (done automatically on train(), .to() and loading)."""
@@ -149,6 +184,7 @@ class _SteerableConvNd(nn.Module):
     def _apply(self, fn, *args, **kwargs):
         self._cache = None
         out = super()._apply(fn, *args, **kwargs)
+        self._expansion.retable(self.basis)  # exact tables in the new dtype, not a cast
         if self.bias is not None:  # rebuilt from float64, not cast: .double() stays exact
             self.bias_expansion = torch.tensor(self.basis.bias_expansion(),
                                                dtype=self.bias.dtype, device=self.bias.device)
@@ -167,17 +203,22 @@ class _SteerableConvNd(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict,
                                       missing_keys, unexpected_keys, error_msgs)
 
-    # ---- pickling (the operator key is per process) -----------------------------------------
+    # ---- pickling: the eval-mode cache is not part of the state ------------------------------
     def __getstate__(self):
         state = super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__
         state = dict(state)
         state["_cache"] = None
-        state.pop("_key", None)
+        state.pop("_key", None)  # pickles of older versions carried the operator key
         return state
 
     def __setstate__(self, state):
+        state = dict(state)
+        state.pop("_key", None)
+        state.setdefault("groups", 1)
         super().__setstate__(state)
-        self._key = register_basis(self.basis)
+        if "_expansion" not in self._modules:  # pickled before the native schedule existed
+            w = self.weights
+            self._expansion = native.Expansion(self.basis, w.dtype, w.device)
 
     def _check_input(self, x):
         c = -(self._ndim + 1)
@@ -195,16 +236,16 @@ class _SteerableConvNd(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
-        filt, bias = self.expand_parameters()
+        filt, bias = self._expanded_filter(), self._expanded_bias()
         x, padding = self._padded(x)
         conv = F.conv2d if self._ndim == 2 else F.conv3d
-        return conv(x, filt, bias, self.stride, padding, self.dilation)
+        return conv(x, filt, bias, self.stride, padding, self.dilation, self.groups)
 
     @torch.no_grad()
     def _export(self, conv_cls):
         filt, bias = self._fresh(), self._expanded_bias()
         conv = conv_cls(self.in_type.size, self.out_type.size, self.kernel_size, self.stride,
-                        self.padding, self.dilation, bias=bias is not None,
+                        self.padding, self.dilation, groups=self.groups, bias=bias is not None,
                         padding_mode=self.padding_mode, device=filt.device, dtype=filt.dtype)
         conv.weight.copy_(filt)
         if bias is not None:
@@ -215,6 +256,8 @@ class _SteerableConvNd(nn.Module):
         s = (f"{self.in_type} -> {self.out_type}, kernel_size={self.kernel_size}, "
              f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
              f"dim={self.basis.dim}, bias={self.bias is not None}")
+        if self.groups != 1:
+            s += f", groups={self.groups}"
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode!r}"
         return s
@@ -227,19 +270,27 @@ class SteerableConv2d(_SteerableConvNd):
     None), named and ordered like e2cnn ``R2Conv``'s when built from compat field types: a
     checkpoint's ``weights``/``bias`` load as they are (``load_state_dict`` ignores e2cnn's
     derived entries). ``basis_settings``: ``rings``, ``sigma``, ``frequencies_cutoff``,
-    ``maximum_offset``, ``cache`` (see :class:`~cupysteer.LayerBasis`).
+    ``maximum_offset``, ``cache`` (see :class:`~cupysteer.LayerBasis`); e2cnn's
+    ``basisexpansion='blocks'`` and ``recompute`` are accepted.
+
+    Everything after ``kernel_size`` is keyword-only: e2cnn's ``R2Conv`` takes ``padding``
+    before ``stride`` positionally and torch's ``Conv2d`` the other way round, so a positional
+    value is refused (with that reason) rather than silently read as one or the other.
+    ``groups``: e2cnn's grouped convolution (``in_type``/``out_type`` made of ``groups`` equal
+    runs of fields; the filter maps one input run to all outputs, weights as e2cnn's).
 
     Train mode expands the filter at every forward; eval mode reuses the filter of the current
     weights (recomputed when they change; gradients still flow to ``weights``). The state dict
     holds ``weights`` and ``bias`` only, in both modes.
     """
 
-    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, stride=1,
-                 padding=0, dilation=1, bias: bool = True, padding_mode: str = "zeros",
-                 initialize: bool = True, **basis_settings):
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, *args,
+                 stride=1, padding=0, dilation=1, bias: bool = True,
+                 padding_mode: str = "zeros", groups: int = 1, initialize: bool = True,
+                 **basis_settings):
+        no_positional(type(self).__name__, 2, args)
         super().__init__(in_type, out_type, kernel_size, stride, padding, dilation, bias,
-                         padding_mode, initialize, basis_settings)
-
+                         padding_mode, initialize, basis_settings, groups)
 
     def export(self) -> nn.Conv2d:
         """A plain ``torch.nn.Conv2d`` with the expanded filter and bias (same outputs)."""
@@ -252,20 +303,19 @@ class SteerableConv3d(_SteerableConvNd):
     (−z, −y, x) (``filter[co, ci, a, b, c]`` is the value at x = c − h, y = h − b,
     z = h − a), a cross-correlation with ``torch.nn.functional.conv3d`` semantics; weights
     ordered like escnn's when built from :mod:`cupysteer.compat.escnn` field types. Otherwise
-    as :class:`SteerableConv2d` (eval-mode filter cache, ``expand_parameters``, ``export``).
-
-    Everything after ``kernel_size`` is keyword-only: escnn's ``R3Conv`` takes ``padding`` before
-    ``stride`` positionally and torch's ``Conv3d`` the other way round, so a positional call
-    could silently mean the wrong one."""
+    as :class:`SteerableConv2d` (eval-mode filter cache, ``expand_parameters``, ``export``,
+    ``groups``, keyword-only arguments after ``kernel_size``: escnn's ``R3Conv`` takes
+    ``padding`` before ``stride`` positionally and torch's ``Conv3d`` the other way round)."""
 
     _ndim = 3
 
-    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, *, stride=1,
-                 padding=0, dilation=1, bias: bool = True, padding_mode: str = "zeros",
-                 initialize: bool = True, **basis_settings):
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, *args,
+                 stride=1, padding=0, dilation=1, bias: bool = True,
+                 padding_mode: str = "zeros", groups: int = 1, initialize: bool = True,
+                 **basis_settings):
+        no_positional(type(self).__name__, 3, args)
         super().__init__(in_type, out_type, kernel_size, stride, padding, dilation, bias,
-                         padding_mode, initialize, basis_settings)
-
+                         padding_mode, initialize, basis_settings, groups)
 
     def export(self) -> nn.Conv3d:
         """A plain ``torch.nn.Conv3d`` with the expanded filter and bias (same outputs)."""
@@ -275,14 +325,23 @@ class SteerableConv3d(_SteerableConvNd):
 class SteerableConvTranspose2d(_SteerableConvNd):
     """Transposed G-steerable convolution ``in_type → out_type`` (e2cnn
     ``R2ConvTransposed``): the filter of the same basis, transposed to (C_in, C_out, k, k)
-    for ``conv_transpose2d``. Equivariant because K(−p) is steerable whenever K(p) is."""
+    for ``conv_transpose2d``. Equivariant because K(−p) is steerable whenever K(p) is.
+    Keyword-only after ``kernel_size`` (e2cnn's positional order is padding, output_padding,
+    stride); ``groups=1`` only."""
 
-    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, stride=1,
-                 padding=0, output_padding=0, dilation=1, bias: bool = True,
-                 padding_mode: str = "zeros", initialize: bool = True, **basis_settings):
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, *args,
+                 stride=1, padding=0, output_padding=0, dilation=1, bias: bool = True,
+                 padding_mode: str = "zeros", groups: int = 1, initialize: bool = True,
+                 **basis_settings):
+        no_positional(type(self).__name__, 2, args)
         if padding_mode != "zeros":
             raise ValueError("SteerableConvTranspose2d supports padding_mode='zeros' only "
                              "(as torch.nn.ConvTranspose2d)")
+        if groups != 1:
+            raise ValueError(f"SteerableConvTranspose2d supports groups=1 only, got "
+                             f"groups={groups!r}: e2cnn's grouped R2ConvTransposed is not "
+                             f"ported (use SteerableConv2d(..., groups=…) for the forward "
+                             f"direction; see {GUIDE[2]})")
         super().__init__(in_type, out_type, kernel_size, stride, padding, dilation, bias,
                          padding_mode, initialize, basis_settings)
         if isinstance(self.padding, str):
@@ -291,7 +350,7 @@ class SteerableConvTranspose2d(_SteerableConvNd):
 
     def forward(self, x: Tensor) -> Tensor:
         self._check_input(x)
-        filt, bias = self.expand_parameters()
+        filt, bias = self._expanded_filter(), self._expanded_bias()
         return F.conv_transpose2d(x, filt.transpose(0, 1), bias, self.stride, self.padding,
                                   self.output_padding, 1, self.dilation)
 

@@ -2,8 +2,16 @@
 
 Operators take plain ints, so a :class:`~cupysteer.LayerBasis` is registered under a key
 derived from its content; each operator's autograd formula is the other operator, so every
-derivative order works and ``torch.compile(fullgraph=True)`` traces them. CPU tensors run the
-NumPy backend zero-copy; CUDA tensors go through :mod:`cupysteer.dlpack` to the CuPy backend.
+derivative order works, ``torch.func.vmap`` maps them over leading axes, and
+``torch.compile(fullgraph=True)`` traces them. CPU tensors run the NumPy backend zero-copy;
+CUDA tensors go through :mod:`cupysteer.dlpack` to the CuPy backend; other devices (``mps``,
+``xpu``, …) run the torch-native schedule (:mod:`cupysteer.torch.native`).
+
+The registry is a lookup, never an owner: it holds every registered basis weakly (all bases
+of one key, so dropping one of two equal layers loses nothing), the layers and
+:func:`expand`/:func:`adjoint` register their basis at every call (a deepcopy, an unpickled
+model or an EMA copy re-supplies its own), and an autograd node keeps its basis alive until
+its backward ran. Exported programs never see a key: layers trace the native schedule.
 """
 from __future__ import annotations
 
@@ -16,18 +24,21 @@ import torch
 from torch import Tensor
 
 from .. import dlpack as _dl
+from ..backends.numpy_backend import blas_threads
 from ..basis import LayerBasis
+from . import native
 
 __all__ = ["register_basis", "expand", "adjoint", "CachedExpand"]
 
 # ---- basis registry ----------------------------------------------------------------------
 # Operators take plain ints, so bases are registered under a key derived from their content
-# (a 63-bit BLAKE2b digest): equal layers share one key in every process, so a key baked into
-# an exported graph names the same basis wherever the basis is registered again. The registry
-# holds bases weakly: a layer keeps its own basis alive.
+# (a 63-bit BLAKE2b digest): equal layers share one key in every process. Every basis
+# registered under a key is held (weakly) in that key's set: the key resolves while any of
+# them lives.
 
 _lock = threading.Lock()
-_BASES: "weakref.WeakValueDictionary[int, LayerBasis]" = weakref.WeakValueDictionary()
+# (by id: equal bases compare equal, and each object must keep its own weak entry)
+_BASES: "dict[int, weakref.WeakValueDictionary]" = {}
 
 
 def _digest(basis: LayerBasis) -> int:
@@ -52,17 +63,21 @@ def register_basis(basis: LayerBasis) -> int:
         key = _digest(basis)
         basis.__dict__["_torch_key"] = key
     with _lock:
-        if _BASES.get(key) is None:
-            _BASES[key] = basis
+        live = _BASES.get(key)
+        if live is None:
+            live = _BASES[key] = weakref.WeakValueDictionary()
+        live[id(basis)] = basis
     return key
 
 
 def _basis(key: int) -> LayerBasis:
-    try:
-        return _BASES[key]
-    except KeyError:
-        raise KeyError(f"no LayerBasis registered under key {key}; call "
-                       f"cupysteer.torch.register_basis(basis) in this process") from None
+    with _lock:
+        for basis in list(_BASES.get(key, {}).values()):
+            return basis
+        _BASES.pop(key, None)
+    raise KeyError(f"no LayerBasis registered under key {key}; call "
+                   f"cupysteer.torch.register_basis(basis) in this process (layers do this "
+                   f"themselves at every call)")
 
 
 _COMPUTE = (torch.float32, torch.float64)
@@ -73,8 +88,12 @@ def _run(method: str, x: Tensor, key: int) -> Tensor:
     if x.dtype not in _COMPUTE and not x.dtype.is_floating_point:
         raise TypeError(f"cupysteer.{method}: expected a floating tensor, got {x.dtype}")
     xc = x if x.dtype in _COMPUTE else x.float()
-    if xc.device.type == "cpu":
-        out = torch.from_numpy(getattr(basis, method)(_dl.to_numpy(xc.contiguous())))
+    if not native.has_kernel(xc.device):  # mps, xpu, …: the schedule in torch ops
+        fn = native.expand if method == "expand" else native.adjoint
+        out = fn(basis, xc)
+    elif xc.device.type == "cpu":
+        with blas_threads(1):  # torch's pool holds the cores: no BLAS threads beside it
+            out = torch.from_numpy(getattr(basis, method)(_dl.to_numpy(xc.contiguous())))
     else:  # the result is allocated by torch (its caching allocator and streams)
         xc = xc.contiguous()
         lead = xc.shape[:-1] if method == "expand" else xc.shape[:xc.ndim - len(basis.shape)]
@@ -120,6 +139,7 @@ def _(filter_grad, key):
 
 def _setup_context(ctx, inputs, output):
     ctx.key = inputs[1]
+    ctx.basis = _basis(inputs[1])  # alive until backward, whoever registered it
 
 
 def _expand_backward(ctx, grad):
@@ -134,13 +154,41 @@ _expand_op.register_autograd(_expand_backward, setup_context=_setup_context)
 _adjoint_op.register_autograd(_adjoint_backward, setup_context=_setup_context)
 
 
+def _vmap_rule(op, n_tail):
+    """Batching rule: move the mapped axis to the front and flatten it with the leading
+    axes the operator already maps over (``n_tail``: trailing axes of one item)."""
+    def rule(info, in_dims, x, key):
+        d = in_dims[0]
+        if d is None:
+            return op(x, key), None
+        x = x.movedim(d, 0)
+        tail = n_tail(key)
+        lead = tuple(x.shape[:x.ndim - tail])
+        y = op(x.reshape((-1,) + tuple(x.shape[x.ndim - tail:])), key)
+        return y.reshape(lead + tuple(y.shape[1:])), 0
+    return rule
+
+
+torch.library.register_vmap("cupysteer::expand", _vmap_rule(
+    lambda x, k: torch.ops.cupysteer.expand(x, k), lambda k: 1))
+torch.library.register_vmap("cupysteer::adjoint", _vmap_rule(
+    lambda x, k: torch.ops.cupysteer.adjoint(x, k), lambda k: len(_filter_shape(k))))
+
+
 def expand(basis: LayerBasis, weights: Tensor) -> Tensor:
-    """Differentiable ``basis.expand`` on torch tensors (the ``cupysteer::expand`` op)."""
+    """Differentiable ``basis.expand`` on torch tensors (the ``cupysteer::expand`` op; the
+    torch-native schedule under ``torch.export`` and on devices without a kernel)."""
+    if torch.compiler.is_exporting() or native.transformed(weights) or \
+            not native.has_kernel(weights.device):
+        return native.expand(basis, weights)
     return torch.ops.cupysteer.expand(weights, register_basis(basis))
 
 
 def adjoint(basis: LayerBasis, filter_grad: Tensor) -> Tensor:
     """Differentiable ``basis.adjoint`` on torch tensors (the ``cupysteer::adjoint`` op)."""
+    if torch.compiler.is_exporting() or native.transformed(filter_grad) or \
+            not native.has_kernel(filter_grad.device):
+        return native.adjoint(basis, filter_grad)
     return torch.ops.cupysteer.adjoint(filter_grad, register_basis(basis))
 
 
@@ -149,10 +197,13 @@ class CachedExpand(torch.autograd.Function):
     gradients enabled: the forward reuses the cache, gradients still reach ``weights``)."""
 
     @staticmethod
-    def forward(ctx, weights, filt, key):
-        ctx.key = key
+    def forward(weights, filt, basis):
         return filt.clone()
 
     @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.basis = inputs[2]
+
+    @staticmethod
     def backward(ctx, grad):
-        return torch.ops.cupysteer.adjoint(grad.contiguous(), ctx.key), None, None
+        return adjoint(ctx.basis, grad.contiguous()), None, None
