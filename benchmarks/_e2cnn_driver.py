@@ -12,7 +12,8 @@ Spec (JSON)::
                  "weights_npy": "/path/w.npy",       # optional: expand these weights ...
                  "filter_npy": "/path/f.npy",        # ... and save the filter here
                  "cold_only": false}],               # optional: builds only
-     "min_time": 0.2, "max_repeats": 50, "init_repeats": 3}
+     "min_time": 0.2, "max_repeats": 50, "init_repeats": 3,
+     "threads": [2]}                                 # optional: expand again at these counts
 
 ``group``: "C" (Rot2dOnR2(N)), "D" (FlipRot2dOnR2(N)), "SO2" (Rot2dOnR2(-1, maximum_frequency=N)).
 ``fields``: "regular" (the group's regular representation, ``mult`` times) or "irreps:K"
@@ -32,6 +33,8 @@ time.process_time, which does not count time spent descheduled on a loaded machi
 * ``expand``: ``layer.basisexpansion(layer.weights)`` under torch.no_grad(), median.
 * ``expand_adjoint``: forward expansion with autograd + backward of (filter * G).sum() w.r.t. the
   weights (G a fixed random filter gradient), median.
+* ``expand_t<n>``, ``expand_adjoint_t<n>``: the same with ``torch.set_num_threads(n)`` for each
+  n in ``threads`` (then back to 1).
 * ``stored_bytes``: bytes of the ``sampled_basis`` buffers of the basis expansion's block modules
   (``buffer_bytes``: all its buffers, index buffers included).
 
@@ -115,7 +118,7 @@ def _build(spec):
     return enn.R2Conv(t, t, kernel_size=int(spec["kernel_size"]), initialize=False)
 
 
-def run_layer(spec, min_time, max_repeats, init_repeats):
+def run_layer(spec, min_time, max_repeats, init_repeats, threads=()):
     res = {"name": spec["name"]}
     c = _clock()
     layer = _build(spec)
@@ -156,6 +159,14 @@ def run_layer(spec, min_time, max_repeats, init_repeats):
 
     (res["expand_adjoint"], res["expand_adjoint_repeats"], res["expand_adjoint_min"],
      res["expand_adjoint_cpu"]) = _median_time(fwd_bwd, min_time, max_repeats)
+    for t in threads:
+        torch.set_num_threads(int(t))
+        with torch.no_grad():
+            (res[f"expand_t{t}"], _, res[f"expand_t{t}_min"],
+             res[f"expand_t{t}_cpu"]) = _median_time(lambda: be(w), min_time, max_repeats)
+        (res[f"expand_adjoint_t{t}"], _, res[f"expand_adjoint_t{t}_min"],
+         res[f"expand_adjoint_t{t}_cpu"]) = _median_time(fwd_bwd, min_time, max_repeats)
+        torch.set_num_threads(1)
     sb = [b for n, b in be.named_buffers() if n.split(".")[-1] == "sampled_basis"]
     res["stored_bytes"] = int(sum(b.numel() * b.element_size() for b in sb))
     res["buffer_bytes"] = int(sum(b.numel() * b.element_size() for b in be.buffers()))
@@ -191,7 +202,8 @@ def main(argv):
     for layer in spec["layers"]:
         out["layers"].append(run_layer(layer, float(spec.get("min_time", 0.2)),
                                        int(spec.get("max_repeats", 50)),
-                                       int(spec.get("init_repeats", 3))))
+                                       int(spec.get("init_repeats", 3)),
+                                       spec.get("threads", [])))
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")
 

@@ -1,12 +1,18 @@
 """CPU benchmark of cupysteer's NumPy expander against the anchor e2cnn 0.2.3.
 
-    python3 benchmarks/bench_expand.py [--e2cnn-python PATH] [--json out.json] [--quick]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE \
+        python3 benchmarks/bench_expand.py [--e2cnn-python PATH] [--json out.json] [--quick]
+
+(On machines that set OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE for old OpenBLAS builds, unset both
+for the benchmark alone: they make current NumPy run a slower kernel. The kernel each side runs
+is printed, from threadpoolctl.)
 
 PATH is the python of the e2cnn environment made by ``benchmarks/e2cnn_env.sh`` (also taken from
 the environment variable E2CNN_PYTHON). Without it only cupysteer is measured.
 
 Reference layers (in and out field types are equal, e2cnn R2Conv defaults otherwise):
-C8 regular ×16 5×5, C16 regular ×8 7×7, D4 regular ×24 5×5, SO(2) irreps 0–3 ×8 7×7.
+C8 regular ×16 5×5, C16 regular ×8 7×7, D4 regular ×24 5×5, SO(2) irreps 0–3 ×8 7×7, and a wide
+layer C8 regular ×64 7×7 (C8w).
 
 Quantities, per layer (seconds, time.perf_counter; medians over repeats, one warm-up excluded):
 
@@ -29,9 +35,16 @@ Quantities, per layer (seconds, time.perf_counter; medians over repeats, one war
 * expand+adjoint: expansion plus the weight gradient of (filter·G).sum()
   (``L.expand`` + ``L.adjoint(G)`` / forward + autograd backward);
 * stored bytes: cupysteer ``L.stored_bytes``, e2cnn the ``sampled_basis`` buffers;
-* copy floor: ``np.copyto`` of a float32 array of the filter's size (memory-bandwidth floor).
+* copy floor: ``np.copyto`` of a float32 array of the filter's size (memory-bandwidth floor);
+* 2 threads: expand and expand+adjoint again with 2 threads on both sides (cupysteer: NumPy's
+  BLAS raised to 2 threads with threadpoolctl; e2cnn: ``torch.set_num_threads(2)``);
+* import / first filter (``benchmarks/_first_filter.py``, ``--first-filter-repeats`` fresh
+  processes, package byte-compiled first as an installed wheel is): ``import numpy``, then
+  ``import cupysteer``, then the C8 layer's build and first expand (weights: a seeded standard
+  normal vector), each timed; in the
+  single-thread environment of the other measurements and with no thread variable set.
 
-Everything runs single-threaded: OMP/MKL/OPENBLAS/NUMEXPR_NUM_THREADS=1 are set before NumPy is
+Everything else runs single-threaded: OMP/MKL/OPENBLAS/NUMEXPR_NUM_THREADS=1 are set before NumPy is
 imported (here, in every child process and in the e2cnn driver) and the driver calls
 torch.set_num_threads(1).
 """
@@ -62,6 +75,8 @@ if SRC not in sys.path:
 import numpy as np  # noqa: E402
 
 DRIVER = os.path.join(HERE, "_e2cnn_driver.py")
+FIRST_FILTER = os.path.join(HERE, "_first_filter.py")
+THREADS_REPORTED: list = []  # thread counts measured besides 1 (set from --threads in main)
 
 # name, group kind, N (SO2: maximum frequency), fields, multiplicity, kernel size
 LAYERS = [
@@ -69,16 +84,20 @@ LAYERS = [
     {"name": "C16", "group": "C", "N": 16, "fields": "regular", "mult": 8, "kernel_size": 7},
     {"name": "D4", "group": "D", "N": 4, "fields": "regular", "mult": 24, "kernel_size": 5},
     {"name": "SO2", "group": "SO2", "N": 3, "fields": "irreps:3", "mult": 8, "kernel_size": 7},
+    {"name": "C8w", "group": "C", "N": 8, "fields": "regular", "mult": 64, "kernel_size": 7},
 ]
 DESCRIPTION = {
     "C8": "C8 regular x16, 5x5",
     "C16": "C16 regular x8, 7x7",
     "D4": "D4 regular x24, 5x5",
     "SO2": "SO(2) irreps 0-3 x8, 7x7",
+    "C8w": "C8 regular x64, 7x7 (wide)",
 }
 TARGETS = {  # e2cnn time / cupysteer time (bytes: e2cnn / cupysteer), and expand / copy floor
-    "cold_build": 10.0, "init": 50.0, "expand": 3.0, "stored_bytes": 20.0, "copy_floor": 4.0,
+    "cold_build": 10.0, "init": 50.0, "expand": 3.0, "expand_adjoint": 3.0,
+    "stored_bytes": 20.0, "copy_floor": 4.0,
 }
+ABSOLUTE = {"import": 0.100, "first_filter": 0.100}  # seconds
 
 
 # ---- cupysteer side ------------------------------------------------------------------------
@@ -203,6 +222,11 @@ def bench_cupysteer(spec, args, tmp):
 
     res["expand_adjoint"], res["expand_adjoint_repeats"] = median_time(
         fwd_adj, args.min_time, args.max_repeats, stats=res, key="expand_adjoint")
+    for t in args.threads:
+        with blas_limit(t):
+            for key, fn in (("expand", lambda: L.expand(w)), ("expand_adjoint", fwd_adj)):
+                res[f"{key}_t{t}"], _ = median_time(fn, args.min_time, args.max_repeats,
+                                                    stats=res, key=f"{key}_t{t}")
     res["stored_bytes"] = int(L.stored_bytes)
     res["dense_bytes"] = int(getattr(L, "dense_bytes", 0)) or None
     src = np.random.default_rng(2).standard_normal(int(np.prod(L.shape))).astype(np.float32)
@@ -214,6 +238,59 @@ def bench_cupysteer(spec, args, tmp):
     res["_weights_npy"] = wpath
     res["_filter"] = L.expand(w)
     return res
+
+
+def blas_limit(n):
+    """NumPy's BLAS at ``n`` threads inside (threadpoolctl)."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(n, user_api="blas")
+
+
+def blas_kernel():
+    """The BLAS libraries NumPy loaded: (library, threads, kernel architecture)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "threadpoolctl not installed"
+    return [(i.get("internal_api"), i.get("num_threads"), i.get("architecture"))
+            for i in threadpool_info()]
+
+
+# ---- import and time to the first filter ---------------------------------------------------
+def first_filter(repeats):
+    """Medians over fresh processes, single-thread environment and default threads."""
+    import compileall
+    compileall.compile_dir(os.path.join(SRC, "cupysteer"), quiet=1)  # as a wheel installs it
+    env1 = os.environ.copy()
+    env1.pop("CUPYSTEER_CACHE_DIR", None)
+    envs = {"1 thread": env1, "default threads": {k: v for k, v in env1.items()
+                                                   if k not in THREAD_VARS}}
+    out = {}
+    for label, env in envs.items():
+        runs = []
+        for _ in range(repeats):
+            r = subprocess.run([sys.executable, FIRST_FILTER], check=True, capture_output=True,
+                               text=True, env=env)
+            runs.append(json.loads(r.stdout.strip().splitlines()[-1]))
+        out[label] = {k: statistics.median(r[k] for r in runs) for k in runs[0]
+                      if k != "scipy_imported"}
+        out[label]["min_first_filter"] = min(r["first_filter"] for r in runs)
+        out[label]["scipy_imported"] = any(r["scipy_imported"] for r in runs)
+    return out
+
+
+def print_first_filter(ff):
+    print("| environment | import numpy | import cupysteer | build C8 | first expand | "
+          "first filter (all four) | target |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for label, r in ff.items():
+        print(f"| {label} | {fmt_t(r['numpy'])} | {fmt_t(r['import'])} | {fmt_t(r['build'])} | "
+              f"{fmt_t(r['first_expand'])} | {fmt_t(r['first_filter'])} (min "
+              f"{fmt_t(r['min_first_filter'])}) | import <= 100 ms: "
+              f"{'yes' if r['import'] <= ABSOLUTE['import'] else 'NO'}; first filter <= 100 ms: "
+              f"{'yes' if r['first_filter'] <= ABSOLUTE['first_filter'] else 'NO'} |")
+    if any(r["scipy_imported"] for r in ff.values()):
+        print("note: scipy was imported by `import cupysteer` + build + expand")
 
 
 # ---- e2cnn side ----------------------------------------------------------------------------
@@ -230,7 +307,7 @@ def bench_e2cnn(python, spec, weights_npy, filter_npy, args):
     main = run_driver(python, {"layers": [dict(spec, weights_npy=weights_npy,
                                                 filter_npy=filter_npy)],
                                "min_time": args.min_time, "max_repeats": args.max_repeats,
-                               "init_repeats": args.init_repeats})
+                               "init_repeats": args.init_repeats, "threads": args.threads})
     res = main["layers"][0]
     colds = [res["cold_build"]]
     for _ in range(args.cold_repeats - 1):
@@ -300,13 +377,18 @@ def make_table(results, clock_suffix=""):
     head = ["layer", "quantity", "cupysteer", "e2cnn", "e2cnn/cupysteer", "target", "met"]
     quantities = [("cold_build", "cold build"),
                   ("cold_ready", "cold build + 1st expand"), ("cached_build", "cached build"),
-                  ("init", "init"), ("expand", "expand"), ("expand_adjoint", "expand+adjoint"),
-                  ("stored_bytes", "stored bytes")]
+                  ("init", "init"), ("expand", "expand"), ("expand_adjoint", "expand+adjoint")]
+    for t in THREADS_REPORTED:
+        quantities += [(f"expand_t{t}", f"expand, {t} threads"),
+                       (f"expand_adjoint_t{t}", f"expand+adjoint, {t} threads")]
+    quantities.append(("stored_bytes", "stored bytes"))
     for r in results:
         cs, e2 = r["cupysteer"], r.get("e2cnn")
         regular = r["spec"]["fields"] == "regular"
         for key, label in quantities:
             k = key if key == "stored_bytes" else key + sfx
+            if k not in cs:
+                continue
             a = cs.get(k)
             # e2cnn's build already samples everything an expansion needs
             b = (e2 or {}).get("cold_build" + sfx if key == "cold_ready" else k)
@@ -346,6 +428,10 @@ def main(argv=None):
     ap.add_argument("--max-repeats", type=int, default=50)
     ap.add_argument("--init-repeats", type=int, default=3, help="e2cnn init repeats (slow)")
     ap.add_argument("--quick", action="store_true", help="1 cold process, short timings")
+    ap.add_argument("--threads", default="2", help="comma-separated thread counts measured "
+                    "again for expand and expand+adjoint (default 2; '' for none)")
+    ap.add_argument("--first-filter-repeats", type=int, default=5,
+                    help="fresh processes for the import / first-filter timings (0: skip)")
     ap.add_argument("--cupysteer-src", help="import cupysteer from this source tree instead of "
                     "the checkout (env CUPYSTEER_SRC)")
     ap.add_argument("--cold-child", help=argparse.SUPPRESS)
@@ -357,6 +443,8 @@ def main(argv=None):
     if args.cold_child:
         _cold_child(args.cold_child)
         return 0
+    args.threads = [int(t) for t in args.threads.split(",") if t.strip()]
+    THREADS_REPORTED[:] = args.threads
     if args.quick:
         args.cold_repeats, args.min_time, args.max_repeats, args.init_repeats = 1, 0.05, 10, 1
     names = args.layers.split(",")
@@ -373,6 +461,9 @@ def main(argv=None):
           f"{sys.version.split()[0]}; threads: " +
           ", ".join(f"{v}={os.environ[v]}" for v in THREAD_VARS) + " (e2cnn: also "
           "torch.set_num_threads(1))")
+    print(f"BLAS (threadpoolctl): {blas_kernel()}; OPENBLAS_CORETYPE="
+          f"{os.environ.get('OPENBLAS_CORETYPE')}, OPENBLAS_L2_SIZE="
+          f"{os.environ.get('OPENBLAS_L2_SIZE')}")
     load_start = os.getloadavg()
     print(f"load average at start: {load_start[0]:.2f} (1 min), {os.cpu_count()} CPUs")
     if not args.e2cnn_python:
@@ -404,6 +495,7 @@ def main(argv=None):
                         f"{r['check']['max_abs_filter']:.2f})")
             print(msg, flush=True)
 
+    ff = first_filter(args.first_filter_repeats) if args.first_filter_repeats else None
     print()
     print("Speed-ups are e2cnn time / cupysteer time (stored bytes: e2cnn / cupysteer); "
           "medians, single thread.")
@@ -425,6 +517,11 @@ def main(argv=None):
                      f"{[round(x, 4) for x in e2['cold_build_runs']]} s, sampled blocks "
                      f"{e2['num_blocks']}, all buffers {fmt_b(e2['buffer_bytes'])}")
         print(line)
+    if ff:
+        print()
+        print("Import and time to the first filter (fresh processes, medians; first filter = "
+              "import numpy + import cupysteer + build + first expand of C8 regular x16 5x5):")
+        print_first_filter(ff)
     if any("check" in r for r in results):
         ok = all(r["check"]["max_abs_diff"] <= 1e-4 * max(1.0, r["check"]["max_abs_filter"])
                  for r in results if "check" in r)
@@ -442,7 +539,8 @@ def main(argv=None):
                        "python": sys.version.split()[0],
                        "e2cnn_meta": metas[0] if metas else None,
                        "total_seconds": total, "load_average": [load_start, load_end],
-                       "targets": TARGETS, "layers": results},
+                       "targets": TARGETS, "absolute_targets": ABSOLUTE,
+                       "blas": blas_kernel(), "first_filter": ff, "layers": results},
                       fh, indent=1)
     return 0
 
