@@ -16,7 +16,9 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["ENV", "host_limit", "check_host", "check_device", "format_bytes"]
+__all__ = ["ENV", "host_limit", "check_host", "check_device", "check_grid",
+           "check_representation", "format_bytes", "GRID_BYTES_PER_POINT",
+           "REPRESENTATION_BYTES_PER_ENTRY"]
 
 ENV = "CUPYSTEER_MEMORY_LIMIT"
 _SMALL = 64 << 20
@@ -131,3 +133,31 @@ def check_device(cupy, nbytes: int, what, hint: str) -> None:
         raise MemoryError(f"{what} needs {format_bytes(nbytes)} ({nbytes} bytes) on CUDA "
                           f"device {dev_id}, which has {format_bytes(free)} free of "
                           f"{format_bytes(total)}; {hint} (set {ENV}=off to skip this check)")
+
+
+#: bytes per point of a k^d sample grid while it is built and sampled: the points (d float64),
+#: the integer index temporaries, the radii, angles and masks of the samplers (about 20
+#: float64 per point in all, before any basis value)
+GRID_BYTES_PER_POINT = 160
+
+
+def check_grid(kernel_size: int, dimension: int) -> None:
+    """Refuse a k×k (k×k×k) sample grid whose points and sampling temporaries exceed the
+    host limit, before anything is allocated (kernel_size 30001 in 2D: 900 million points)."""
+    points = int(kernel_size) ** int(dimension)
+    check_host(points * GRID_BYTES_PER_POINT,
+               lambda: f"the {'×'.join([str(kernel_size)] * dimension)} sample grid of "
+                       f"kernel_size {kernel_size} ({points} points, with its sampling "
+                       f"temporaries)",
+               "use a smaller kernel_size (or explicit points)")
+
+
+#: bytes per entry of a size × size change of basis while a representation is built: Q, its
+#: read-only copy, QᵀQ and the identity of the orthogonality check, the columns it is made of
+REPRESENTATION_BYTES_PER_ENTRY = 40
+
+
+def check_representation(size: int, what, hint: str) -> None:
+    """Refuse a representation of dimension ``size`` whose (size × size) change of basis and
+    its temporaries exceed the host limit (e.g. the regular representation of C_100000)."""
+    check_host(REPRESENTATION_BYTES_PER_ENTRY * int(size) ** 2, what, hint)

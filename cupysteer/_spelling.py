@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 
-NUM = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+NUM = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
 _AXIS = re.compile(rf"^axis=({NUM})$")
 
 
@@ -46,7 +46,7 @@ def parse_axis(part: str, spec: str) -> float:
 
 
 def parse_nonneg_int(text: str, spec: str, what: str) -> int:
-    if not re.fullmatch(r"\d+", text.strip()):
+    if not re.fullmatch(r"[0-9]+", text.strip()):
         raise group_error(spec, f"{what} must be an integer >= 0, got {text!r}")
     return int(text)
 
@@ -60,6 +60,6 @@ def field_error(spec, group, why=""):
 
 def int_arg(text, spec, group, what):
     t = text.strip()
-    if not re.fullmatch(r"[+-]?\d+", t):
+    if not re.fullmatch(r"[+-]?[0-9]+", t):
         raise field_error(spec, group, f"{what} must be an integer, got {t!r}")
     return int(t)

@@ -17,16 +17,21 @@ from functools import cached_property
 import numpy as np
 
 from . import reference
-from ._checks import check_cupy_dtype, float_array, is_cupy
-from .cache import default_cache, points_digest
+from ._checks import check_cupy_dtype, float_array, is_cupy, real_array
+from ._checks import method as check_method
+from .cache import BasisCache, default_cache, points_digest
 from .field_type import FieldType
 from .init import he_init, he_std
-from .layout import EmptyBasisError, build_layout, layer_pairs, make_plan
+from .layout import BlockTable, EmptyBasisError, WeightBlock, build_layout, layer_pairs, make_plan
 from .pair_basis import PairBasis
 from .plan import ExpansionPlan
 from .settings import BasisSettings
 
 __all__ = ["LayerBasis", "EmptyBasisError"]
+
+#: the expansion methods of the CUDA backend ("padded": e2cnn's storage + cuBLAS, a baseline);
+#: the NumPy backend has one schedule and accepts both names
+METHODS = ("fused", "padded")
 
 _SHARED_STATE = ("dim", "irreps_pairs", "weight_blocks", "blocks", "plan", "_pairs")
 
@@ -55,6 +60,9 @@ class LayerBasis:
         if in_type.group != out_type.group:
             raise ValueError(f"in_type and out_type must share one group; got "
                              f"{in_type.group!r} and {out_type.group!r}")
+        if not (cache is None or cache is False or isinstance(cache, BasisCache)):
+            raise ValueError(f"cache must be a cupysteer.cache.BasisCache, None (the process "
+                             f"cache) or False (no cache), got {cache!r:.80}")
         self.in_type, self.out_type = in_type, out_type
         space = in_type.group.space
         if points is None:
@@ -70,21 +78,20 @@ class LayerBasis:
         self._pairs: dict = {}
         self._expanders: dict = {}
         self._cache = (default_cache() if cache is None else cache) or None
-        key = None
+        key = self._definition = (in_type, out_type, self.settings, self.filter_shape,
+                                  points_digest(self.points))
         if self._cache is not None:
-            key = (in_type, out_type, self.settings, self.filter_shape,
-                   points_digest(self.points))
             state = self._cache.layer_state(key)
             if state is not None:
                 self.__dict__.update(state)
                 return
         self._build()
-        if key is not None:
+        if self._cache is not None:
             self._cache.store_layer_state(key, {k: getattr(self, k) for k in _SHARED_STATE})
 
     @staticmethod
     def _check_points(points, nd: int) -> np.ndarray:
-        pts = np.asarray(points, np.float64)
+        pts = real_array(points, "points", f"a finite (n, {nd}) array of coordinates")
         if pts.ndim != 2 or pts.shape[1] != nd or len(pts) == 0 or not np.isfinite(pts).all():
             xyz = "(x, y)" if nd == 2 else "(x, y, z)"
             raise ValueError(f"points must be a finite (n, {nd}) array of {xyz} "
@@ -131,52 +138,90 @@ class LayerBasis:
         return self._expanders[dtype]
 
     def _cupy_expander(self, dtype, method):
-        from .backends.cupy_backend import CupyExpander
-        key = ("cupy", np.dtype(dtype), method)
-        if key not in self._expanders:
+        """The CuPy backend's expander of this layer for ``dtype`` (a NumPy dtype) and
+        ``method``, built on first use (a dict lookup afterwards: this is on the hot path)."""
+        ex = self._expanders.get(("cupy", dtype, method))
+        if ex is None:
+            from .backends.cupy_backend import CupyExpander
+            dtype = np.dtype(dtype)
             padded = [reference.padded_blocks(self, dtype)] if method == "padded" else None
-            self._expanders[key] = CupyExpander(self.plan, dtype, method, padded)
-        return self._expanders[key]
+            ex = self._expanders[("cupy", dtype, method)] = CupyExpander(self.plan, dtype,
+                                                                         method, padded)
+        return ex
 
     def expand(self, weights, method: str = "fused", out=None):
         """Weights (dim,) or (batch, dim) → filter (C_out, C_in, k, k) (R³: (…, k, k, k)) or
-        (batch, …),
-        in the weights' dtype (float32 or float64) and array library: NumPy arrays run the
-        NumPy reference, CuPy arrays the CUDA kernels (``method`` 'fused' or 'padded').
-        CuPy only: ``out``, a C-contiguous CuPy array of the result's shape and dtype (for
-        example memory of another framework's allocator), receives the filter."""
+        (batch, …), in the weights' dtype (float32 or float64) and array library: NumPy arrays
+        run the NumPy reference, CuPy arrays the CUDA kernels (``method`` 'fused' or 'padded').
+
+        ``out``: an array of the weights' library (NumPy / CuPy; e.g. memory of another
+        framework's allocator), of exactly the result's shape and dtype, C-contiguous and on
+        the weights' device, that receives the filter and is returned. It is checked before
+        anything is computed; anything else raises (it is never replaced by a copy)."""
+        method = check_method(method, "method", METHODS)
+        if out is not None and (np.ndim(weights) not in (1, 2)
+                                or np.shape(weights)[-1] != self.dim):
+            raise ValueError(f"weights must have shape ({self.dim},) or (batch, {self.dim}), "
+                             f"got {tuple(np.shape(weights))}")
         if is_cupy(weights):
             check_cupy_dtype(weights, "weights")
             ex = self._cupy_expander(weights.dtype, method)
-            shape = weights.shape[:-1] + self.shape
-            flat_out = None
-            if out is not None:
-                if tuple(out.shape) != shape:
-                    raise ValueError(f"out must have shape {shape}, got {tuple(out.shape)}")
-                flat_out = out.reshape(weights.shape[:-1] + (int(np.prod(self.shape)),))
-            flat = ex.expand(weights, out=flat_out)
-            return out if out is not None else flat.reshape(shape)
-        if out is not None:
-            raise ValueError("out is only supported for CuPy arrays")
+            lead, p = weights.shape[:-1], ex.packed
+            if out is None:
+                return ex.expand(weights).reshape(lead + p.filter_shapes[0])
+            self._out_array(out, lead + p.filter_shapes[0], weights, ex)
+            ex.expand(weights, out=out.reshape(lead + (p.filter_size,)))
+            return out
         w = float_array(weights, "weights")
+        if out is not None:
+            self._out_array(out, w.shape[:-1] + self.shape, w)
+            out[...] = self._expander(w.dtype).expand(w)
+            return out
         return self._expander(w.dtype).expand(w)
 
     def adjoint(self, filter_grad, method: str = "fused", out=None):
-        """The exact transpose of :meth:`expand`: filter gradient → weight gradient
-        (CuPy only: written into ``out`` if given)."""
+        """The exact transpose of :meth:`expand`: filter gradient → weight gradient, written
+        into ``out`` if given (checked as in :meth:`expand`: the result's shape and dtype,
+        C-contiguous, the gradient's library and device)."""
+        method = check_method(method, "method", METHODS)
         if is_cupy(filter_grad):
             check_cupy_dtype(filter_grad, "filter_grad")
             ex = self._cupy_expander(filter_grad.dtype, method)
-            n = int(np.prod(self.shape))
-            lead = filter_grad.shape[:filter_grad.ndim - len(self.shape)]
-            if filter_grad.shape[len(lead):] != self.shape:
-                raise ValueError(f"filter_grad must have shape {self.shape} or (batch, "
-                                 f"*{self.shape}), got {filter_grad.shape}")
-            return ex.adjoint(filter_grad.reshape(lead + (n,)), out=out)
-        if out is not None:
-            raise ValueError("out is only supported for CuPy arrays")
+            p = ex.packed
+            shape = p.filter_shapes[0]
+            lead = filter_grad.shape[:filter_grad.ndim - len(shape)]
+            if filter_grad.shape[len(lead):] != shape or len(lead) > 1:
+                raise ValueError(f"filter_grad must have shape {shape} or (batch, "
+                                 f"*{shape}), got {filter_grad.shape}")
+            if out is not None:
+                self._out_array(out, lead + (p.dim,), filter_grad, ex)
+            return ex.adjoint(filter_grad.reshape(lead + (p.filter_size,)), out=out)
         G = float_array(filter_grad, "filter_grad")
+        if out is not None:
+            lead = G.shape[:G.ndim - len(self.shape)]
+            self._out_array(out, lead + (self.dim,), G)
+            out[...] = self._expander(G.dtype).adjoint(G)
+            return out
         return self._expander(G.dtype).adjoint(G)
+
+    @staticmethod
+    def _out_array(out, shape, like, cupy_expander=None):
+        """Check a caller's ``out`` (of :meth:`expand` / :meth:`adjoint`) before any reshape:
+        the library and device of ``like``, exactly ``shape`` and ``like``'s dtype,
+        C-contiguous and (NumPy) writeable."""
+        if cupy_expander is not None:
+            cupy_expander.check_out(out, shape, like.dtype, like.device.id)
+            return
+        if not isinstance(out, np.ndarray) or is_cupy(out):
+            raise TypeError(f"out must be a NumPy array (the input is a NumPy array on the "
+                            f"CPU), got {type(out).__module__}.{type(out).__name__}")
+        if out.shape != tuple(shape) or out.dtype != like.dtype:
+            raise ValueError(f"out must have shape {tuple(shape)} and dtype {like.dtype}, got "
+                             f"{out.shape} {out.dtype}")
+        if not out.flags.c_contiguous or not out.flags.writeable:
+            raise ValueError(f"out must be a writeable C-contiguous array (np.empty("
+                             f"{tuple(shape)}, np.{like.dtype.name})), got strides "
+                             f"{out.strides}, writeable={out.flags.writeable}")
 
     def expand_bias(self, bias) -> np.ndarray:
         """One bias per trivial output irrep (T,) → one per output channel (C_out,)."""
@@ -201,6 +246,32 @@ class LayerBasis:
         state["_expanders"] = {}  # device state is rebuilt on demand
         state["_cache"] = None
         return state
+
+    # ---- identity: by value (equal layers share jit caches and operator keys) --------------
+    @property
+    def definition(self) -> tuple:
+        """What defines the basis: (in_type, out_type, settings, filter_shape, SHA-256 of the
+        points). Two bases with the same definition are equal and hash equal."""
+        if "_definition" not in self.__dict__:  # pickled by cupysteer 0.1
+            self._definition = (self.in_type, self.out_type, self.settings, self.filter_shape,
+                                points_digest(self.points))
+        return self._definition
+
+    def __eq__(self, other):
+        if not isinstance(other, LayerBasis):
+            return NotImplemented
+        return self is other or self.definition == other.definition
+
+    def __hash__(self):
+        return hash(self.definition)
+
+    def __setstate__(self, state):
+        if "_block" in state:  # pickled by cupysteer 0.1: dict of arrays and 7-tuples
+            b = state.pop("_block")
+            state["blocks"] = BlockTable(b["out_field"], b["in_field"], b["oo"], b["ii"],
+                                         b["tau"])
+            state["weight_blocks"] = [WeightBlock(*t) for t in state["weight_blocks"]]
+        self.__dict__.update(state)
 
     # ---- views ------------------------------------------------------------------------
     @property

@@ -14,13 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 import threading
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
+from ._memory import check_host
 from .pair_basis import PairBasis
 
 __all__ = ["BasisCache", "default_cache", "CACHE_VERSION", "pair_key", "points_digest"]
@@ -47,6 +50,61 @@ def _checksum(arrays: dict) -> str:
     return h.hexdigest()
 
 
+#: the members of an entry, each an uncompressed .npy
+_MEMBERS = frozenset(f"{k}.npy" for k in ("key", "version", "checksum") + _FIELDS)
+#: largest entry read (bytes); bigger files are not cupysteer's and are ignored (rebuilt)
+MAX_ENTRY_BYTES = 1 << 32
+#: largest key / version / checksum member: plain strings and a scalar
+_SMALL_MEMBER = 1 << 16
+
+
+def _open_regular(path) -> int:
+    """A read-only descriptor of ``path`` if it is a regular file, opened without blocking
+    (a FIFO or device at an entry's path must not hang the reader); OSError otherwise."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        if st.st_size > MAX_ENTRY_BYTES:
+            raise OSError(f"{path} is larger than any cache entry ({st.st_size} bytes)")
+        check_host(st.st_size, lambda: f"reading the cache entry {path}",
+                   "clear the cache directory")
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _member(zf: zipfile.ZipFile, name: str) -> np.ndarray:
+    with zf.open(name) as f:
+        return np.lib.format.read_array(f, allow_pickle=False)
+
+
+def _read_entry(path, key: str) -> dict | None:
+    """The arrays of the entry at ``path`` if it is a regular, uncompressed .npz of exactly
+    the expected members whose stored key and version match (compared before any basis array
+    is read) and whose checksum matches; None otherwise."""
+    fd = _open_regular(path)
+    with os.fdopen(fd, "rb") as f, zipfile.ZipFile(f) as zf:
+        infos = zf.infolist()
+        size = os.fstat(f.fileno()).st_size
+        if ({i.filename for i in infos} != _MEMBERS or len(infos) != len(_MEMBERS)
+                or any(i.compress_type != zipfile.ZIP_STORED or i.file_size != i.compress_size
+                       for i in infos)
+                or sum(i.file_size for i in infos) > size):
+            return None  # compressed, oversized or foreign members: decided from the headers
+        if any(zf.getinfo(f"{k}.npy").file_size > _SMALL_MEMBER
+               for k in ("key", "version", "checksum")):
+            return None
+        if str(_member(zf, "key.npy")) != key or int(_member(zf, "version.npy")) != CACHE_VERSION:
+            return None
+        arrays = {k: _member(zf, f"{k}.npy") for k in _FIELDS}
+        if str(_member(zf, "checksum.npy")) != _checksum(arrays):
+            return None
+    return arrays
+
+
 def _default_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "cupysteer"
@@ -67,6 +125,7 @@ class BasisCache:
         self._layers: dict = {}
         self._lock = threading.RLock()
         self._warned = False
+        self._mode_checked = False
         self.hits = self.misses = self.disk_hits = 0
 
     def __getstate__(self):
@@ -122,26 +181,41 @@ class BasisCache:
     def _load(self, key, in_irrep, out_irrep, num_points=None) -> PairBasis | None:
         if self.directory is None:
             return None
-        path = self._path(key)
+        self._check_directory_mode()
         try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in _FIELDS}
-                ok = (str(z["key"]) == key and int(z["version"]) == CACHE_VERSION
-                      and str(z["checksum"]) == _checksum(arrays)
-                      and arrays["values"].ndim == 4 and arrays["values"].dtype == np.float64
-                      and arrays["values"].shape[1:3] == (out_irrep.dim, in_irrep.dim)
-                      and (num_points is None or arrays["values"].shape[3] == num_points)
-                      and bool(np.isfinite(arrays["values"]).all())
-                      and all(len(arrays[k]) == len(arrays["values"]) for k in _FIELDS))
-        except FileNotFoundError:
+            arrays = _read_entry(self._path(key), key)
+        except Exception:  # missing, corrupt, truncated, foreign, hostile: rebuild it
             return None
-        except Exception:  # corrupt, truncated or foreign file: rebuild it
+        if arrays is None:
             return None
+        v = arrays["values"]
+        ok = (v.ndim == 4 and v.dtype == np.float64
+              and v.shape[1:3] == (out_irrep.dim, in_irrep.dim)
+              and (num_points is None or v.shape[3] == num_points)
+              and all(arrays[k].ndim == 1 and len(arrays[k]) == len(v) for k in _FIELDS[1:])
+              and bool(np.isfinite(v).all()))
         if not ok:
             return None
         for a in arrays.values():
             a.setflags(write=False)
         return PairBasis(in_irrep, out_irrep, **arrays)
+
+    def _check_directory_mode(self) -> None:
+        """Warn once when others may write the cache directory (they could change the bases
+        this process gets)."""
+        if self._mode_checked:
+            return
+        self._mode_checked = True
+        try:
+            st = os.stat(self.directory)
+        except OSError:
+            return
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            warnings.warn(f"cupysteer: the basis cache directory {self.directory} is writable "
+                          f"by other users (mode {stat.filemode(st.st_mode)}): whoever can write "
+                          f"it can change the bases this process loads; use a private "
+                          f"directory (chmod go-w, or CUPYSTEER_CACHE_DIR=default)",
+                          RuntimeWarning, stacklevel=4)
 
     def _store(self, key, pb: PairBasis) -> None:
         if self.directory is None:

@@ -317,11 +317,16 @@ def from_numpy(a: np.ndarray, like, *, copy: bool | None = None):
 # ---- expansion in the caller's framework ----------------------------------------------------
 
 def _float_dtype_ok(a: np.ndarray, name: str) -> np.ndarray:
+    """float32/float64 as given (non-native byte order: the same values in native order);
+    float16, integers and bools as float32; anything else refused naming ``name``."""
+    if not a.dtype.isnative and a.dtype.kind in "fiu":
+        a = a.astype(a.dtype.newbyteorder("="))
     if a.dtype in (np.float32, np.float64):
         return a
     if a.dtype in (np.float16,) or a.dtype.kind in "iub":
         return a.astype(np.float32)
-    raise ValueError(f"{name} must be a real floating array, got {a.dtype}")
+    raise ValueError(f"{name} must be a real floating array (float32 or float64), got "
+                     f"{a.dtype}")
 
 
 def _on_gpu(fn, x, *args, out=None):
@@ -336,8 +341,8 @@ def _on_gpu(fn, x, *args, out=None):
         import cupy
     except ImportError:
         raise RuntimeError(f"{src} array on {device(x)}: expanding device arrays needs CuPy "
-                           f"(pip install \"cupysteer[cuda12]\" or "
-                           f"\"cupysteer[cuda13]\")") from None
+                           f"(pip install \"cupy-cuda13x[ctk]>=14\" or "
+                           f"\"cupy-cuda12x[ctk]>=14\")") from None
     with cupy.cuda.Device(device(x).id):
         if src == "torch":
             import torch
@@ -381,6 +386,25 @@ def _call(method: str, basis, x, name: str):
     return from_numpy(getattr(basis, method)(a), like=x)
 
 
+def _empty_result(method: str, basis, x, name: str):
+    """The result of an empty batch (0, …) in ``x``'s framework and device, or None when
+    ``x`` is not an empty batch of the right shape (the backend then checks it). Every path
+    gives empty in → empty out, whatever it does with a batch of zero items itself."""
+    shape = tuple(getattr(x, "shape", ()))
+    inner, result = {"expand": ((basis.dim,), tuple(basis.shape)),
+                     "adjoint": (tuple(basis.shape), (basis.dim,)),
+                     "expand_bias": ((basis.num_bias,), (basis.shape[0],))}[method]
+    if len(shape) != len(inner) + 1 or shape[0] != 0 or shape[1:] != inner:
+        return None
+    dtype = _float_dtype_ok(np.empty(0, to_numpy(x).dtype), name).dtype
+    return from_numpy(np.zeros((0,) + result, dtype), like=x)
+
+
+def _run(method: str, basis, x, name: str):
+    empty = _empty_result(method, basis, x, name)
+    return empty if empty is not None else _call(method, basis, x, name)
+
+
 def expand(basis, weights, bias=None):
     """``basis.expand(weights)`` for a weights array of any DLPack framework, returned in
     that framework on its device. With ``bias``, returns ``(filter, expanded_bias)``; both
@@ -390,17 +414,17 @@ def expand(basis, weights, bias=None):
         if framework(weights) != framework(bias):
             raise TypeError(f"weights are a {framework(weights)} array but bias is a "
                             f"{framework(bias)} array; pass both from one framework")
-        return (_call("expand", basis, weights, "weights"),
-                _call("expand_bias", basis, bias, "bias"))
-    return _call("expand", basis, weights, "weights")
+        return (_run("expand", basis, weights, "weights"),
+                _run("expand_bias", basis, bias, "bias"))
+    return _run("expand", basis, weights, "weights")
 
 
 def adjoint(basis, filter_grad):
     """``basis.adjoint(filter_grad)`` (the exact transpose of :func:`expand`) in the caller's
     framework."""
-    return _call("adjoint", basis, filter_grad, "filter_grad")
+    return _run("adjoint", basis, filter_grad, "filter_grad")
 
 
 def expand_bias(basis, bias):
     """``basis.expand_bias(bias)`` in the caller's framework."""
-    return _call("expand_bias", basis, bias, "bias")
+    return _run("expand_bias", basis, bias, "bias")

@@ -5,12 +5,20 @@ A filter K sampled at points p is steerable iff
 On a point set, the check is exact for the elements that map the set onto itself
 (on the square grid: rotations by multiples of 90° and reflections whose axis is a
 multiple of π/4; on the cubic grid: the symmetries of the cube, 3×3 matrices).
+
+The points are matched in O(P log P) by rounding the coordinates to multiples of ``atol`` and
+looking the moved points up in the sorted rounded points (no P × P distance table).
 """
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
-__all__ = ["grid_candidates", "point_permutation", "point_symmetries", "equivariance_errors"]
+from ._memory import check_host
+
+__all__ = ["grid_candidates", "point_permutation", "point_symmetries", "equivariance_errors",
+           "filter_matrix"]
 
 
 def grid_candidates(group) -> list:
@@ -21,15 +29,44 @@ def grid_candidates(group) -> list:
     return group.space.grid_candidates(group)
 
 
+def _rows(keys: np.ndarray) -> np.ndarray:
+    """(n, d) int64 → n opaque scalars that compare equal iff the rows are equal."""
+    keys = np.ascontiguousarray(keys, np.int64)
+    return keys.view(np.dtype((np.void, keys.dtype.itemsize * keys.shape[1]))).ravel()
+
+
+def _lookup(sorted_keys, order, keys) -> np.ndarray:
+    """Index (into the unsorted points) of each row of ``keys``, -1 where it is absent."""
+    q = _rows(keys)
+    pos = np.minimum(np.searchsorted(sorted_keys, q), len(sorted_keys) - 1)
+    return np.where(sorted_keys[pos] == q, order[pos], -1)
+
+
 def point_permutation(group, g, points: np.ndarray, atol: float = 1e-6):
-    """``perm`` with ``points[perm[i]] == g · points[i]``, or None if g does not permute them."""
+    """``perm`` with ``points[perm[i]] == g · points[i]`` (to ``atol``), or None if g does not
+    permute them. O(P log P) time and O(P) memory."""
     pts = np.asarray(points, np.float64)
-    A = group.action_matrices([g])[0]
-    moved = pts @ A.T
-    d = np.abs(moved[:, None, :] - pts[None, :, :]).max(-1)
-    perm = d.argmin(1)
-    ok = np.all(d[np.arange(len(pts)), perm] < atol) and len(set(perm.tolist())) == len(pts)
-    return perm if ok else None
+    if pts.ndim != 2 or not len(pts):
+        raise ValueError(f"points must be a non-empty (n, d) array, got shape {pts.shape}")
+    if not np.isfinite(pts).all():
+        raise ValueError("points must be finite")
+    moved = pts @ group.action_matrices([g])[0].T
+    key = np.rint(pts / atol).astype(np.int64)
+    order = np.argsort(_rows(key), kind="stable")
+    sorted_keys = _rows(key)[order]
+    mkey = np.rint(moved / atol).astype(np.int64)
+    perm = _lookup(sorted_keys, order, mkey)
+    # a point that rounds across a cell boundary: look in the neighbouring cells
+    for step in itertools.product((-1, 0, 1), repeat=pts.shape[1]):
+        miss = perm < 0
+        if not miss.any():
+            break
+        perm[miss] = _lookup(sorted_keys, order, mkey[miss] + np.array(step, np.int64))
+    if (perm < 0).any():
+        return None
+    if np.abs(pts[perm] - moved).max() >= atol or len(np.unique(perm)) != len(pts):
+        return None
+    return perm
 
 
 def point_symmetries(group, points: np.ndarray, atol: float = 1e-6):
@@ -43,17 +80,45 @@ def point_symmetries(group, points: np.ndarray, atol: float = 1e-6):
     return out
 
 
+def filter_matrix(basis, filt, name: str = "filt") -> np.ndarray:
+    """``filt`` (the basis' filter shape) as a float64 (C_out, C_in, P) array; a clear error
+    naming ``name`` on any other shape, a complex or non-numeric array or non-finite values."""
+    K = np.asarray(filt)
+    if K.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must be a real array of the basis' filter shape "
+                         f"{basis.shape}, got dtype {K.dtype}")
+    if K.shape != tuple(basis.shape):
+        raise ValueError(f"{name} must have the basis' filter shape {tuple(basis.shape)} "
+                         f"(C_out, C_in, *filter_shape), got {K.shape}; for a batch, check "
+                         f"one filter at a time")
+    K = K.astype(np.float64).reshape(basis.out_type.size, basis.in_type.size, -1)
+    if not np.isfinite(K).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return K
+
+
+def check_fibres(basis) -> None:
+    """Refuse a check whose fibre representations (C × C matrices per element, and the
+    einsum's (C_out, C_in, P) results) do not fit in memory."""
+    co, ci = basis.out_type.size, basis.in_type.size
+    P = int(np.prod(basis.filter_shape))
+    check_host(8 * (3 * (co * co + ci * ci) + 4 * co * ci * P),
+               lambda: f"the equivariance check of a {co}×{ci} filter on {P} points",
+               "check a narrower layer (fewer fields)")
+
+
 def equivariance_errors(basis, filt: np.ndarray) -> dict:
     """Relative error max|K(g·p) − ρ_out(g) K(p) ρ_in(g)ᵀ| / max|K| for every symmetry g of
     the basis' points. ``filt`` has the basis' filter shape (C_out, C_in, *filter_shape)."""
-    K = np.asarray(filt, np.float64).reshape(basis.out_type.size, basis.in_type.size, -1)
+    K = filter_matrix(basis, filt)
+    check_fibres(basis)
     scale = max(np.abs(K).max(), np.finfo(np.float64).tiny)
     errors = {}
     for g, perm in point_symmetries(basis.in_type.group, basis.points):
         ro = basis.out_type.representation(g)
         ri = basis.in_type.representation(g)
         lhs = np.empty_like(K)
-        lhs[:, :, perm] = np.einsum("ab,bcp,dc->adp", ro, K, ri)
+        lhs[:, :, perm] = np.einsum("ab,bcp,dc->adp", ro, K, ri, optimize=True)
         key = tuple(np.round(g, 12).ravel().tolist()) if isinstance(g, np.ndarray) else g
         errors[key] = float(np.abs(lhs - K).max() / scale)
     return errors

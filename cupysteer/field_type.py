@@ -9,10 +9,10 @@ from functools import cached_property
 from typing import Sequence
 
 import numpy as np
-from scipy.linalg import block_diag
 
+from ._checks import sequence
 from .group import GroupBase, IrrepBase
-from .representation import Representation, directsum
+from .representation import Representation, block_diag, directsum
 
 __all__ = ["FieldType"]
 
@@ -33,11 +33,12 @@ class FieldType:
             raise ValueError(f"group must be a cupysteer group (planar or of cupysteer.r3), "
                              f"got {group!r}")
         reps = []
-        for r in representations:
+        for r in sequence(representations, "representations",
+                          "Representation or Irrep objects (one per field)"):
             r = r.representation if isinstance(r, IrrepBase) else r
             if not isinstance(r, Representation):
                 raise ValueError(f"representations must contain Representation or Irrep objects, "
-                                 f"got {r!r}")
+                                 f"got {r!r:.80}")
             if r.group != group:
                 raise ValueError(f"representations: {r!r} belongs to {r.group!r}, but the field "
                                  f"type's group is {group!r}; all fields must share one group")

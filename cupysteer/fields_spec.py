@@ -137,9 +137,9 @@ def parse_field(group: GroupBase, spec: str) -> Representation:
         raise field_error(s, group, str(exc)) from None
 
 
-_REPEAT = re.compile(r"^\s*(?:(\d+)\s*\*\s*(.+?)|(.+?)\s*\*\s*(\d+))\s*$")
+_REPEAT = re.compile(r"^\s*(?:([0-9]+)\s*\*\s*(.+?)|(.+?)\s*\*\s*([0-9]+))\s*$")
 # a token that continues the previous field's arguments ("irrep:1", "1" -> "irrep:1,1")
-_CONTINUATION = re.compile(rf"^\s*(?:{NUM}|none)\)?\s*(?:\*\s*\d+)?\s*$", re.IGNORECASE)
+_CONTINUATION = re.compile(rf"^\s*(?:{NUM}|none)\)?\s*(?:\*\s*[0-9]+)?\s*$", re.IGNORECASE)
 
 
 def _split_fields(spec: str) -> list[str]:

@@ -11,12 +11,14 @@ slices side by side: the plane z = 0 (``K[..., h, :, :]``: rows −y, columns x)
 (``K[..., :, h, :]``: rows −z, columns x) and x = 0 (``K[..., :, :, h]``: rows −z, columns −y),
 h = k // 2 (for even k the planes just past the centre); the titles give the harmonic degree l.
 
-matplotlib is imported only when a picture is drawn (``pip install "cupysteer[plot]"``).
+matplotlib is imported only when a picture is drawn (``pip install matplotlib``, or
+``pip install -e ".[plot]"`` in a checkout of cupysteer).
 Without it, :func:`basis_image` + :func:`write_png` render the same grid with NumPy alone,
 without titles.
 """
 from __future__ import annotations
 
+import math
 import struct
 import textwrap
 import zlib
@@ -25,11 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from .fields_spec import format_field_type, format_group
+from .io import atomic_write
 
 __all__ = ["require_matplotlib", "plot_basis", "plot_filters", "basis_cells", "basis_image",
-           "filters_image", "central_slices", "write_png", "colorize", "PLOT_EXTRA_HINT"]
+           "filters_image", "central_slices", "write_png", "colorize", "PLOT_EXTRA_HINT",
+           "MAX_PIXELS", "fit_scale", "fit_inches_per_pixel", "save_figure"]
 
-PLOT_EXTRA_HINT = 'pip install "cupysteer[plot]"'
+PLOT_EXTRA_HINT = 'pip install matplotlib (in a checkout of cupysteer: pip install -e ".[plot]")'
 CMAP = "RdBu_r"
 # ColorBrewer RdBu (the 11 anchors matplotlib interpolates for RdBu), reversed: blue → red
 _RDBU_R = np.array([[0x05, 0x30, 0x61], [0x21, 0x66, 0xac], [0x43, 0x93, 0xc3],
@@ -37,6 +41,11 @@ _RDBU_R = np.array([[0x05, 0x30, 0x61], [0x21, 0x66, 0xac], [0x43, 0x93, 0xc3],
                     [0xfd, 0xdb, 0xc7], [0xf4, 0xa5, 0x82], [0xd6, 0x60, 0x4d],
                     [0xb2, 0x18, 0x2b], [0x67, 0x00, 0x1f]], np.float64)
 _GAP = 0.82  # grey of the gaps between sub-images (0..1)
+#: rows are sorted in the group's irrep order when it has at most this many irreps
+MAX_LISTED_IRREPS = 4096
+#: the largest picture drawn, in pixels (about 120 MB of RGB, several times that while
+#: matplotlib renders it): larger ones are drawn smaller, or refused naming their size
+MAX_PIXELS = 40_000_000
 
 
 def require_matplotlib():
@@ -96,13 +105,16 @@ def basis_cells(basis, max_columns: int | None = 12) -> list[dict]:
     fs = _grid_shape(basis)
     rings = np.asarray(basis.settings.rings)
     sym = "l" if len(fs) == 3 else "μ"
-    order = {psi: i for i, psi in enumerate(basis.in_type.group.irreps())}
+    group = basis.in_type.group
+    # the group's irrep order when listing them is cheap; else the layer's first-use order
+    order = ({psi: i for i, psi in enumerate(group.irreps())}
+             if getattr(group, "num_irreps", 0) <= MAX_LISTED_IRREPS else {})
     pairs = sorted(basis.irreps_pairs, key=lambda p: (order.get(p[0], 0), order.get(p[1], 0)))
     rows = []
     for pin, pout in pairs:
         pb = basis.pair_basis(pin, pout)
         n = len(pb) if max_columns is None else min(len(pb), max_columns)
-        vals = np.asarray(pb.values).reshape((len(pb),) + pb.shape + fs)
+        vals = np.asarray(pb.values[:n]).reshape((n,) + pb.shape + fs)
         if len(fs) == 3:  # white between the slices, grey between the irreps' components
             vals = central_slices(vals, np.inf)
         rows.append(dict(
@@ -127,7 +139,7 @@ def _vmax(img) -> float:
 
 
 def _draw(plt, cells, titles, row_labels, suptitle, notes=None, px=0.085, gap=(3.2, 1.0),
-          left=1.25):
+          left=1.25, dpi=100):
     """One Axes showing a canvas of equally sized RGB cells (rows of lists), with a title
     above each cell, a label left of each row and a note right of some rows. Drawing one
     image instead of one Axes per cell keeps large galleries fast."""
@@ -135,6 +147,7 @@ def _draw(plt, cells, titles, row_labels, suptitle, notes=None, px=0.085, gap=(3
     H, W = canvas.shape[:2]
     h, w = cells[0][0].shape[:2]
     right, bottom = 0.35, 0.08
+    px = fit_inches_per_pixel(H, W, px, dpi)
     fw = left + W * px + right
     suptitle = textwrap.fill(suptitle, max(20, int(fw / 0.058)))
     top = 0.25 + 0.13 * suptitle.count("\n")
@@ -181,9 +194,9 @@ def plot_basis(basis, path=None, max_columns: int | None = 12, title: str | None
                       f" → {format_field_type(basis.out_type)}, {fs}: {basis.dim} weights; "
                       f"irreps-level basis ({what}; red > 0 > blue)")
     fig = _draw(plt, cells, [r["titles"] for r in rows], [r["label"] for r in rows], title,
-                notes)
+                notes, dpi=dpi)
     if path is not None:
-        fig.savefig(path, dpi=dpi)
+        save_figure(fig, path, dpi)
     return fig
 
 
@@ -223,9 +236,9 @@ def plot_filters(filters, path=None, columns: int | None = None, title: str | No
              for r in range(nrows)]
     titles = [labels[r * cols:(r + 1) * cols] for r in range(nrows)]
     fig = _draw(plt, cells, titles, None, title or "filters (red > 0 > blue)", left=0.15,
-                px=max(0.085, 0.6 / cells[0][0].shape[1]), gap=(2.0, 1.0))
+                px=max(0.085, 0.6 / cells[0][0].shape[1]), gap=(2.0, 1.0), dpi=dpi)
     if path is not None:
-        fig.savefig(path, dpi=dpi)
+        save_figure(fig, path, dpi)
     return fig
 
 
@@ -283,7 +296,34 @@ def _canvas(cells: list[list[np.ndarray]], gap=(1.0, 1.0)):
 
 
 def _scaled(canvas: np.ndarray, scale: int) -> np.ndarray:
+    """Each canvas pixel as scale × scale pixels; the scale is lowered (down to 1) to keep
+    the picture within :data:`MAX_PIXELS`."""
+    scale = fit_scale(canvas.shape[0], canvas.shape[1], scale)
     return np.repeat(np.repeat(canvas, scale, 0), scale, 1)
+
+
+def _too_large(H: int, W: int) -> ValueError:
+    return ValueError(f"the picture would have {H}×{W} cells ({H * W} pixels even at one "
+                      f"pixel per value), more than the cap of {MAX_PIXELS} pixels; draw fewer "
+                      f"columns (max_columns, --max-columns) or fewer channels")
+
+
+def fit_scale(H: int, W: int, scale: int) -> int:
+    """The largest scale ≤ ``scale`` at which an H×W canvas stays within
+    :data:`MAX_PIXELS`; ValueError naming the size when even scale 1 does not."""
+    if H * W > MAX_PIXELS:
+        raise _too_large(H, W)
+    return max(1, min(int(scale), int(math.isqrt(MAX_PIXELS // max(H * W, 1)))))
+
+
+def fit_inches_per_pixel(H: int, W: int, px: float, dpi: int) -> float:
+    """Inches per canvas pixel of a matplotlib figure, lowered so that the figure stays
+    within :data:`MAX_PIXELS` at ``dpi``; ValueError naming the size when even one screen
+    pixel per value is too many."""
+    if H * W > MAX_PIXELS:
+        raise _too_large(H, W)
+    limit = math.sqrt(MAX_PIXELS / (H * W)) / dpi
+    return max(min(px, limit), 1.0 / dpi)
 
 
 def basis_image(basis, max_columns: int | None = 12, scale: int = 8) -> np.ndarray:
@@ -322,4 +362,14 @@ def write_png(path, rgb: np.ndarray) -> None:
     png = (b"\x89PNG\r\n\x1a\n"
            + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(raw.tobytes(), 9)) + chunk(b"IEND", b""))
-    Path(path).write_bytes(png)
+    atomic_write(path, lambda f: f.write(png))
+
+
+def save_figure(fig, path, dpi: int = 100) -> None:
+    """Save a matplotlib figure to exactly ``path``, atomically: in the format its extension
+    names (``.pdf``, ``.svg``, …) and as PNG for any other or no extension (matplotlib alone
+    would write ``path + ".png"`` then)."""
+    fmt = Path(path).suffix[1:].lower()
+    if fmt not in fig.canvas.get_supported_filetypes():
+        fmt = "png"
+    atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=dpi))

@@ -23,14 +23,17 @@ plan_* (every ExpansionPlan array); element_* (per weight); he_std. ``cupysteer 
 """
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import fields as dc_fields
+from pathlib import Path
 
 import numpy as np
 
 from ._version import __version__
 from .fields_spec import format_field_type, format_group
 
-__all__ = ["NPZ_FORMAT", "basis_arrays", "save_bank", "load_bank"]
+__all__ = ["NPZ_FORMAT", "basis_arrays", "save_bank", "load_bank", "atomic_write"]
 
 NPZ_FORMAT = "cupysteer.basis/1"
 
@@ -98,10 +101,40 @@ def basis_arrays(basis, dilation: int = 1) -> dict:
     return {**_layer_arrays(basis, dilation), **_pair_arrays(basis), **_plan_arrays(basis)}
 
 
+def atomic_write(path, write) -> Path:
+    """Call ``write(binary file)`` on a temporary file next to ``path`` and rename it to
+    exactly ``path`` (``os.replace``: atomic; an existing file is only replaced by a complete
+    one, a failed write leaves it untouched). OSError when it cannot be written."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".",
+                               prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, _mode_of(path))
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def _mode_of(path: Path) -> int:
+    """The permission bits of the file being replaced, 0o644 for a new one."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        return 0o644
+
+
 def save_bank(path, arrays: dict) -> None:
-    """Write ``arrays`` (e.g. :func:`basis_arrays` plus weights and filters) to the .npz
-    ``path`` (uncompressed, as ``np.savez``; OSError when it cannot be written)."""
-    np.savez(path, **arrays)
+    """Write ``arrays`` (e.g. :func:`basis_arrays` plus weights and filters) to exactly the
+    file ``path`` (no ``.npz`` is appended), uncompressed as ``np.savez``, atomically
+    (:func:`atomic_write`); OSError when it cannot be written."""
+    atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_bank(path) -> dict:

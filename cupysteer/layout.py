@@ -17,6 +17,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
+from ._memory import check_host
 from .field_type import FieldType
 from .plan import ExpansionPlan
 
@@ -128,6 +129,25 @@ def rep_pair_order(rin, rout, pair_basis: Callable, space) -> tuple[dict, int]:
     return {k: pos[starts[i]:starts[i + 1]] for i, k in enumerate(keys)}, len(key)
 
 
+#: bytes per weight and per irreps block while a layout and its plan are built (the index
+#: arrays of the layout, their sorted copies and the plan's tables)
+WEIGHT_BYTES, BLOCK_BYTES = 64, 256
+
+
+def check_layout_size(in_type: FieldType, out_type: FieldType, named: list) -> None:
+    """Refuse a layer whose weight and block tables exceed the host limit, before they are
+    built (``named``: per representation pair, its names and ``rep_pair_order``)."""
+    weights = blocks = 0
+    for names, (pos, d) in named:
+        fields = len(names[4]) * len(names[5])
+        weights += fields * d
+        blocks += fields * len(pos)
+    check_host(weights * WEIGHT_BYTES + blocks * BLOCK_BYTES,
+               lambda: f"the layout and plan of a layer from {len(in_type)} to {len(out_type)} "
+                       f"fields ({weights} weights in {blocks} irreps blocks)",
+               "use fewer fields per layer (in_type / out_type)")
+
+
 def build_layout(in_type: FieldType, out_type: FieldType, pair_basis: Callable,
                  empty_hint: str) -> Layout:
     """The weight layout of the layer ``in_type → out_type`` whose irreps-pair bases
@@ -138,8 +158,10 @@ def build_layout(in_type: FieldType, out_type: FieldType, pair_basis: Callable,
     segs: list[_Segment] = []
     weight_blocks: list[WeightBlock] = []
     lo = 0
-    for in_name, out_name, rin, rout, fin, fout in _name_pairs(in_type, out_type):
-        pos, d = rep_pair_order(rin, rout, pair_basis, space)
+    named = [(names, rep_pair_order(names[2], names[3], pair_basis, space))
+             for names in _name_pairs(in_type, out_type)]
+    check_layout_size(in_type, out_type, named)
+    for (in_name, out_name, rin, rout, fin, fout), (pos, d) in named:
         if d == 0:
             continue
         fo, fi = np.asarray(fout), np.asarray(fin)

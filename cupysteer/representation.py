@@ -15,15 +15,31 @@ from functools import cached_property
 from typing import Sequence
 
 import numpy as np
-from scipy.linalg import block_diag
 
-from ._checks import frozen
+from ._checks import frozen, sequence
+from ._memory import check_representation
 from .group import GroupBase, IrrepBase
 
 __all__ = ["Representation", "directsum", "regular_representation", "quotient_representation",
            "ORTHOGONALITY_TOLERANCE"]
 
 ORTHOGONALITY_TOLERANCE = 1e-8
+
+
+def block_diag(*arrs) -> np.ndarray:
+    """The block-diagonal matrix of ``arrs`` (each made 2-D): ``scipy.linalg.block_diag``'s
+    result (same values, shape and dtype) in NumPy, so that importing cupysteer does not
+    import SciPy's linear algebra (~0.3 s)."""
+    mats = [np.atleast_2d(np.asarray(a)) for a in arrs]
+    if not mats:
+        return np.empty((1, 0))
+    out = np.zeros((sum(m.shape[0] for m in mats), sum(m.shape[1] for m in mats)),
+                   np.result_type(*[m.dtype for m in mats]))
+    r = c = 0
+    for m in mats:
+        out[r:r + m.shape[0], c:c + m.shape[1]] = m
+        r, c = r + m.shape[0], c + m.shape[1]
+    return out
 
 
 def _real_matrix(Q) -> np.ndarray:
@@ -57,7 +73,10 @@ class Representation:
 
     def __init__(self, group: GroupBase, irreps: Sequence[IrrepBase], change_of_basis=None,
                  name: str | None = None):
-        irreps = tuple(irreps)
+        if not isinstance(group, GroupBase):
+            raise ValueError(f"group must be a cupysteer group (planar or of cupysteer.r3), "
+                             f"got {group!r:.80}")
+        irreps = sequence(irreps, "irreps", "Irrep objects")
         if not irreps:
             raise ValueError("irreps must list at least one irrep")
         for psi in irreps:
@@ -66,6 +85,8 @@ class Representation:
             if psi.group != group:
                 raise ValueError(f"irreps: {psi!r} belongs to {psi.group!r}, not to {group!r}")
         size = sum(psi.dim for psi in irreps)
+        check_representation(size, lambda: f"a representation of {group!r} of size {size}",
+                             "use fewer or smaller irreps (or fields)")
         Q = np.eye(size) if change_of_basis is None else _real_matrix(change_of_basis)
         if Q.shape != (size, size):
             raise ValueError(f"change_of_basis must have shape ({size}, {size}) (the total "
@@ -193,9 +214,16 @@ def directsum(reps: Sequence[Representation], change_of_basis=None,
 
     The result's Q is P · (⊕ Q_i) and its irreps the concatenated lists.
     """
-    reps = [r.representation if isinstance(r, IrrepBase) else r for r in reps]
+    reps = [r.representation if isinstance(r, IrrepBase) else r
+            for r in sequence(reps, "reps", "Representation objects")]
     if not reps:
         raise ValueError("reps must contain at least one representation")
+    for r in reps:
+        if not isinstance(r, Representation):
+            raise ValueError(f"reps must contain Representation or Irrep objects, got "
+                             f"{r!r:.80}")
+    check_representation(sum(r.size for r in reps), "the direct sum of reps",
+                         "use fewer or smaller representations")
     group = reps[0].group
     for r in reps:
         if r.group != group:

@@ -14,6 +14,8 @@ from typing import Callable
 
 import numpy as np
 
+from ._checks import real_array
+
 __all__ = ["BasisSettings", "resolve_rings_sigma", "evaluate_cutoffs", "cutoff_policy"]
 
 
@@ -45,12 +47,36 @@ class BasisSettings:
         return len(self.rings)
 
 
+def _check_sigma(sigma, n_rings: int) -> np.ndarray:
+    """sigma as one positive width per ring; a width whose square underflows (the Gaussian's
+    exponent 1/(2σ²) would be infinite) is refused."""
+    sig = real_array(sigma, "sigma", "a positive float or one positive width per ring")
+    if sig.ndim == 0:
+        sig = np.full(n_rings, float(sig))
+    elif sig.shape != (n_rings,):
+        raise ValueError(f"sigma must be a float or one value per ring ({n_rings} rings), "
+                         f"got {sig.size} values of shape {sig.shape}")
+    if not np.all(np.isfinite(sig)) or sig.min() <= 0:
+        raise ValueError(f"sigma must be positive, got {sig!r}")
+    with np.errstate(over="ignore", divide="ignore"):
+        tiny = ~np.isfinite(1.0 / (2.0 * sig ** 2))
+    if tiny.any():
+        raise ValueError(f"sigma: {sig[tiny][0]!r} is so small that sigma² underflows (the "
+                         f"Gaussian's exponent 1/(2σ²) is infinite); use sigma >= "
+                         f"{_SMALLEST_SIGMA:g} (0.005 is the default width at radius 0)")
+    return sig
+
+
+#: smallest sigma whose 1/(2σ²) is a finite float64
+_SMALLEST_SIGMA = 1e-150
+
+
 def resolve_rings_sigma(k: int, d: int, rings, sigma, max_radius: float):
     """Default / validated ring radii and Gaussian widths (shared by 2D and 3D)."""
     if rings is None:
         n = math.ceil(k / 2)
         rings = (np.linspace(0, (k - 1) // 2, n, dtype=np.float32) * d).astype(np.float64)
-    rings = np.atleast_1d(np.asarray(rings, dtype=np.float64))
+    rings = np.atleast_1d(real_array(rings, "rings", "a list of ring radii >= 0"))
     if rings.ndim != 1 or len(rings) == 0 or not np.all(np.isfinite(rings)) or rings.min() < 0:
         raise ValueError(f"rings must be a non-empty list of finite radii >= 0, got {rings!r}")
     if rings.max() > max_radius + 1e-9:
@@ -60,15 +86,8 @@ def resolve_rings_sigma(k: int, d: int, rings, sigma, max_radius: float):
         sig = np.full(len(rings), 0.6)
         sig[-1] = 0.4
         sig[rings == 0] = 0.005
-    elif np.ndim(sigma) == 0:
-        sig = np.full(len(rings), float(sigma))
     else:
-        sig = np.asarray(sigma, dtype=np.float64)
-        if sig.shape != rings.shape:
-            raise ValueError(f"sigma must be a float or one value per ring ({len(rings)} rings), "
-                             f"got {len(sig)} values")
-    if not np.all(np.isfinite(sig)) or sig.min() <= 0:
-        raise ValueError(f"sigma must be positive, got {sig!r}")
+        sig = _check_sigma(sigma, len(rings))
     return rings, sig
 
 

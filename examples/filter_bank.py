@@ -14,7 +14,7 @@ The same, one bank at a time, from the shell:
     cupysteer basis --group C8 --in trivial --out "regular,irrep:1" --size 7 --weights he \\
         -o banks/c8_lift.npz --png banks/c8_lift_basis.png --filters-png banks/c8_lift_filters.png
 
-Pictures need matplotlib (``pip install "cupysteer[plot]"``); without it they are drawn
+Pictures need matplotlib (``pip install matplotlib``); without it they are drawn
 untitled with NumPy alone.
 """
 from __future__ import annotations

@@ -5,7 +5,7 @@ jitted loss), trained with a hand-written Adam step on scikit-learn's digits rot
 random angles. Prints the rotated-test accuracy and the invariance error of the logits under
 the 8 grid symmetries of D4 (90° rotations and the 4 reflections).
 
-    pip install "cupysteer[jax]" scikit-learn
+    pip install -e ".[jax]" scikit-learn   # from a checkout of cupysteer
     python examples/jax_functional.py           # under a minute on 2 CPU cores
     python examples/jax_functional.py --quick   # CI smoke test
 """

@@ -14,7 +14,7 @@ global average pooling), so its error is float round-off. It saves a PNG of the 
 first-layer filters: one row per regular field, its 8 channels are the same filter rotated
 in steps of 45°.
 
-    pip install "cupysteer[torch,plot]" scikit-learn
+    pip install -e ".[torch,plot]" scikit-learn   # from a checkout of cupysteer
     python examples/torch_rotated_digits.py            # under a minute on 2 idle CPU cores
     python examples/torch_rotated_digits.py --quick    # a few seconds (CI smoke test)
 

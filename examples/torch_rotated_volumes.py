@@ -18,7 +18,7 @@ pooling), so its rotated-test accuracy equals its canonical one and its invarian
 float32 round-off. O contains no reflection, so the two screws (mirror images of each other,
 not related by any rotation) stay distinguishable. The plain CNN only knows one orientation.
 
-    pip install "cupysteer[torch]"
+    pip install -e ".[torch]"   # from a checkout of cupysteer
     python examples/torch_rotated_volumes.py            # under 1.5 minutes on 2 CPU cores
     python examples/torch_rotated_volumes.py --quick    # a few seconds (CI smoke test)
 

@@ -18,15 +18,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import textwrap
 
+from .._spelling import NUM
 from .._version import __version__
 from ..fields_spec import FIELD_SPELLINGS, FIELD_SPELLINGS_3D, GROUP_SPELLINGS, GROUP_SPELLINGS_3D
 from ..io import NPZ_FORMAT, basis_arrays  # noqa: F401 (re-export for compatibility)
 from ._common import UsageError, build_basis
 from .basis import cmd_basis
-from .bench import cmd_bench
+from .bench import BENCH_REPEAT, QUICK_REPEAT, cmd_bench
 from .check import cmd_check
 from .demo import cmd_demo
 from .info import cmd_info
@@ -64,11 +66,30 @@ The .npz holds plain arrays only (np.load(..., allow_pickle=False)):
   cupysteer check --group O3 --in "irrep:1,0,std" --out "irrep:0,1,irrep:1,2" --size 5""",
     "bench": """examples:
   cupysteer bench --group C8 --in "8*regular" --out "8*regular" --size 7
-  cupysteer bench --group D4 --in "4*regular" --out "4*regular" --size 5 --batch 16""",
+  cupysteer bench --group D4 --in "4*regular" --out "4*regular" --size 5 --batch 16
+  cupysteer bench --quick --group C4 --size 3         # a smoke run""",
     "demo": """examples:
   cupysteer demo
+  cupysteer demo --group D4 --in "2*regular" --size 3
+  cupysteer demo --group O --in regular --size 3 --weights random
   cupysteer demo --N 4 --dihedral --fields 2 --size 3""",
 }
+
+
+def integer(text: str) -> int:
+    """An argparse type: an integer in ASCII digits (``int`` alone accepts '٥' and '1_000')."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
+        raise argparse.ArgumentTypeError(f"expected an integer (ASCII digits), got {text!r}")
+    return int(text)
+
+
+def number(text: str) -> float:
+    """An argparse type: a decimal number in ASCII digits (also nan/inf, for the commands
+    to refuse with their own message)."""
+    t = text.strip()
+    if not (re.fullmatch(NUM, t) or t.lower().lstrip("+-") in ("nan", "inf", "infinity")):
+        raise argparse.ArgumentTypeError(f"expected a number (ASCII digits), got {text!r}")
+    return float(t)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,8 +109,8 @@ def _layer_arguments(p, weights_default=None):
                         f"acting on R³: {FIELD_SPELLINGS_3D}")
     g.add_argument("--out", dest="out_fields", default=None, metavar="FIELDS",
                    help="output fields (default: the same as --in)")
-    g.add_argument("--size", "-k", type=int, default=5, help="kernel size k (default 5)")
-    g.add_argument("--dilation", type=int, default=1, help="dilation (default 1)")
+    g.add_argument("--size", "-k", type=integer, default=5, help="kernel size k (default 5)")
+    g.add_argument("--dilation", type=integer, default=1, help="dilation (default 1)")
     g.add_argument("--rings", default=None, metavar="R0,R1,...",
                    help="ring (3D: shell) radii in pixels (default: e2cnn's / escnn's, "
                         "0..(k-1)//2 × dilation)")
@@ -99,7 +120,7 @@ def _layer_arguments(p, weights_default=None):
                    help="frequency cut-off: a positive float c (max frequency, 3D: harmonic "
                         "degree, c·r on ring r) or a policy -1 (default), -2, -3 (see "
                         "cupysteer.settings, cupysteer.r3.settings)")
-    g.add_argument("--max-offset", type=int, default=None,
+    g.add_argument("--max-offset", type=integer, default=None,
                    help="largest alias offset |t| of the frequencies (default: no limit; "
                         "planar groups only)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output on stderr")
@@ -110,7 +131,7 @@ def _layer_arguments(p, weights_default=None):
                             ".npz file (array 'weights') of shape (dim,)"
                             + ("" if weights_default is False else
                                f" (default {weights_default})"))
-        p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+        p.add_argument("--seed", type=integer, default=0, help="random seed (default 0)")
         p.add_argument("--dtype", choices=("float32", "float64"),
                        default="float32" if weights_default is False else "float64",
                        help="dtype of the weights and filters")
@@ -132,10 +153,10 @@ def _add_basis(sub) -> None:
     p.add_argument("-o", "--output", default=None, metavar="FILE.npz", help="the .npz to write")
     p.add_argument("--png", default=None, metavar="FILE.png",
                    help="gallery of the basis (titled with matplotlib, "
-                        'pip install "cupysteer[plot]"; without it an untitled picture)')
+                        'pip install matplotlib; without it an untitled picture)')
     p.add_argument("--filters-png", default=None, metavar="FILE.png",
                    help="picture of the expanded filter bank (needs --weights)")
-    p.add_argument("--max-columns", type=int, default=12,
+    p.add_argument("--max-columns", type=integer, default=12,
                    help="basis elements drawn per irreps pair (default 12)")
     p.set_defaults(func=cmd_basis)
 
@@ -158,10 +179,10 @@ def _add_check(sub) -> None:
                            "--samples otherwise) on the basis rebuilt at the rotated points. "
                            "Exit status 1 when an error exceeds the tolerance.", 88))
     _layer_arguments(p, weights_default="he")
-    p.add_argument("--tol", type=float, default=None,
+    p.add_argument("--tol", type=number, default=None,
                    help="tolerance on the relative error (default 1e-9 for float64, 1e-5 "
                         "for float32)")
-    p.add_argument("--samples", type=int, default=8,
+    p.add_argument("--samples", type=integer, default=8,
                    help="non-grid elements to check: at most this many of a finite group, "
                         "exactly this many random ones of SO2/O2 (default 8)")
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -173,9 +194,13 @@ def _add_bench(sub) -> None:
                        formatter_class=_FMT, epilog=_EXAMPLES["bench"])
     _layer_arguments(p)
     p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    p.add_argument("--batch", type=int, default=1, help="weight vectors per call (default 1)")
-    p.add_argument("--repeat", type=int, default=20, help="timed calls (default 20)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch", type=integer, default=1, help="weight vectors per call (default 1)")
+    p.add_argument("--repeat", type=integer, default=None,
+                   help=f"timed calls (default {BENCH_REPEAT}; {QUICK_REPEAT} with --quick)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a smoke run in well under a second for small layers: "
+                        f"{QUICK_REPEAT} timed calls, no separate uncached build")
+    p.add_argument("--seed", type=integer, default=0)
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_bench)
 
@@ -183,12 +208,17 @@ def _add_bench(sub) -> None:
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="print a group's irreps, the regular representation's "
                                     "decomposition, and build, expand and check a layer",
-                       formatter_class=_FMT, epilog=_EXAMPLES["demo"])
-    p.add_argument("--N", type=int, default=8, help="rotation order (default 8)")
-    p.add_argument("--dihedral", action="store_true", help="use D_N instead of C_N")
-    p.add_argument("--fields", type=int, default=4, help="regular fields in and out")
-    p.add_argument("--size", type=int, default=5, help="kernel size")
-    p.add_argument("--seed", type=int, default=0)
+                       formatter_class=_FMT, epilog=_EXAMPLES["demo"],
+                       description=textwrap.fill(
+                           "A tour of a group and one layer; it takes the layer options of "
+                           "the other commands (default: C8, 4*regular → 4*regular, 5×5).", 88))
+    _layer_arguments(p, weights_default="he")
+    p.set_defaults(in_fields="4*regular")
+    old = p.add_argument_group("shorthands (older spellings of --group and --in)")
+    old.add_argument("--N", type=integer, default=None, help="rotation order: --group C<N>")
+    old.add_argument("--dihedral", action="store_true", help="with --N: --group D<N>")
+    old.add_argument("--fields", type=integer, default=None,
+                     help="regular fields in and out: --in <fields>*regular")
     p.set_defaults(func=cmd_demo)
 
 

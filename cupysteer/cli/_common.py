@@ -3,13 +3,15 @@
 ``describe``) and weights (``load_weights``) built from the layer arguments."""
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .._spelling import ArgumentError
+from .._checks import float_array
+from .._spelling import NUM, ArgumentError
 from ..basis import EmptyBasisError, LayerBasis
 from ..cache import default_cache
 from ..field_type import FieldType
@@ -42,12 +44,79 @@ def say(args, *msg):
         print(*msg, file=sys.stderr, flush=True)
 
 
+def shows_progress(args, stream=None) -> bool:
+    """Progress bars only on a terminal and without --quiet."""
+    stream = sys.stderr if stream is None else stream
+    return not getattr(args, "quiet", False) and bool(getattr(stream, "isatty", bool)())
+
+
+class _PlainBar:
+    """The fallback bar without tqdm: one rewritten line on the terminal."""
+
+    def __init__(self, total, desc, stream):
+        self.total, self.desc, self.stream, self.n = total, desc, stream, 0
+
+    def update(self, n=1, note=""):
+        self.n += n
+        total = "?" if self.total is None else self.total
+        print(f"\r  {self.desc}: {self.n}/{total} {note}   ", end="", file=self.stream,
+              flush=True)
+
+    def close(self):
+        if self.n:
+            print(file=self.stream, flush=True)
+
+
+def progress_bar(args, total, desc: str, stream=None):
+    """A bar with ``update(n)`` and ``close()``: tqdm's (``pip install tqdm``)
+    or a plain one-line counter, on a terminal only (None when no progress is shown)."""
+    stream = sys.stderr if stream is None else stream
+    if not shows_progress(args, stream):
+        return None
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return _PlainBar(total, desc, stream)
+    return _TqdmBar(tqdm(total=total, desc=f"  {desc}", file=stream, leave=False,
+                         dynamic_ncols=True))
+
+
+class _TqdmBar:
+    """tqdm's bar with the interface of :class:`_PlainBar`."""
+
+    def __init__(self, bar):
+        self.bar = bar
+
+    def update(self, n=1, note=""):
+        if note:
+            self.bar.set_postfix_str(note, refresh=False)
+        self.bar.update(n)
+
+    def close(self):
+        self.bar.close()
+
+
+def with_progress(args, items, desc: str, note=None):
+    """Iterate ``items`` (a sized iterable) with a progress bar on a terminal."""
+    items = list(items)
+    bar = progress_bar(args, len(items), desc)
+    try:
+        for item in items:
+            yield item
+            if bar is not None:
+                bar.update(1, note(item) if note else "")
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 # ---- building a basis from the arguments -------------------------------------------------
 def _floats(text, argument):
-    try:
-        vals = [float(x) for x in str(text).replace(" ", "").split(",") if x != ""]
-    except ValueError:
-        raise UsageError(argument, f"expected comma-separated numbers, got {text!r}") from None
+    parts = [x for x in str(text).replace(" ", "").split(",") if x != ""]
+    if not all(re.fullmatch(NUM, x) for x in parts):
+        raise UsageError(argument, f"expected comma-separated numbers (ASCII digits, e.g. "
+                                   f"0,1.5,3), got {text!r}")
+    vals = [float(x) for x in parts]
     if not vals:
         raise UsageError(argument, f"expected at least one number, got {text!r}")
     return vals
@@ -106,24 +175,21 @@ def _group_and_types(args):
     return group, types
 
 
-def _sample_pairs(args, types, settings, progress: bool) -> None:
-    """Sample the irreps-pair bases into the process cache, with progress lines."""
+def _sample_pairs(args, types, settings) -> None:
+    """Sample the irreps-pair bases into the process cache, with a progress bar on a
+    terminal."""
     points = types["--in"].group.space.grid_points(args.size, args.dilation)
     ins = list(dict.fromkeys(types["--in"].irreps))
     outs = list(dict.fromkeys(types["--out"].irreps))
-    pairs = [(a, b) for a in ins for b in outs]
     cache = default_cache()
-    for i, (a, b) in enumerate(pairs):
-        pb = cache.pair_basis(a, b, settings, points)
-        if progress and not args.quiet:
-            print(f"\r  sampling irreps pairs: {i + 1}/{len(pairs)} ({a.name} → {b.name}: "
-                  f"{len(pb)} elements)   ", end="", file=sys.stderr, flush=True)
-    if progress and not args.quiet and pairs:
-        print(file=sys.stderr)
+    for a, b in with_progress(args, [(a, b) for a in ins for b in outs],
+                              "sampling irreps pairs", lambda p: f"{p[0].name} → {p[1].name}"):
+        cache.pair_basis(a, b, settings, points)
 
 
 def build_basis(args, progress: bool | None = None):
-    """(LayerBasis, seconds) from parsed layer arguments; UsageError names the argument."""
+    """(LayerBasis, seconds) from parsed layer arguments; UsageError names the argument.
+    ``progress``: False hides the bar (default: shown on a terminal unless --quiet)."""
     group, types = _group_and_types(args)
     kw = resolved_kwargs(args, group)
     t0 = time.perf_counter()
@@ -131,7 +197,9 @@ def build_basis(args, progress: bool | None = None):
         settings = group.space.resolve_settings(**kw)
     except ValueError as exc:
         raise UsageError(_setting_argument(str(exc)), str(exc)) from None
-    _sample_pairs(args, types, settings, sys.stderr.isatty() if progress is None else progress)
+    if progress is False:
+        args = _Quiet(args)
+    _sample_pairs(args, types, settings)
     try:
         basis = LayerBasis(types["--in"], types["--out"], **kw)
     except EmptyBasisError as exc:
@@ -139,6 +207,18 @@ def build_basis(args, progress: bool | None = None):
     except ValueError as exc:
         raise UsageError(_setting_argument(str(exc)), str(exc)) from None
     return basis, time.perf_counter() - t0
+
+
+class _Quiet:
+    """``args`` with ``quiet`` set (the other attributes read through)."""
+
+    quiet = True
+
+    def __init__(self, args):
+        self._args = args
+
+    def __getattr__(self, name):
+        return getattr(self._args, name)
 
 
 def describe(basis) -> str:
@@ -182,11 +262,11 @@ def load_weights(spec: str, basis, seed: int, dtype) -> tuple[np.ndarray, str]:
         return basis.init_weights(np.random.default_rng(seed), dtype=dtype), \
             f"generalised He weights (seed {seed})"
     w = _read_weights(spec)
-    if w.dtype.kind not in "fiu":
-        raise UsageError("--weights", f"{spec}: expected real numbers, got dtype {w.dtype}")
     if w.shape != (basis.dim,):
         raise UsageError("--weights", f"{spec}: expected shape ({basis.dim},) for this basis, "
                                       f"got {w.shape}")
-    if not np.isfinite(w).all():
-        raise UsageError("--weights", f"{spec} contains NaN or infinity")
+    try:  # the API's rule: float32/float64, integers and bools converted exactly
+        w = float_array(w, f"the weights in {spec}")
+    except (ValueError, TypeError) as exc:
+        raise UsageError("--weights", str(exc)) from None
     return w.astype(dtype), f"weights from {spec}"

@@ -8,7 +8,10 @@ import time
 import numpy as np
 
 from ..basis import LayerBasis
-from ._common import build_basis, describe, require_min, resolved_kwargs
+from ._common import build_basis, describe, require_min, resolved_kwargs, say, with_progress
+
+#: timed calls of ``bench`` (and of ``bench --quick``)
+BENCH_REPEAT, QUICK_REPEAT = 20, 2
 
 
 def _time(fn, repeat, sync=lambda: None):
@@ -42,7 +45,8 @@ def _cupy_rows(basis, w, G, repeat):
 
 def _print_bench(result, rows, args, dtype) -> None:
     print(f"bench {result['layer']}, {dtype}, batch {args.batch}, {args.repeat} repeats")
-    print(f"  basis build (no cache): {result['basis_build_seconds'] * 1e3:9.2f} ms")
+    what = "first build" if args.quick else "basis build (no cache)"
+    print(f"  {what + ':':23s} {result['basis_build_seconds'] * 1e3:9.2f} ms")
     for b, o, m, n in rows:
         print(f"  {b:6s} {o:8s} median {m * 1e3:9.3f} ms   min {n * 1e3:9.3f} ms")
     if result["note"]:
@@ -50,20 +54,28 @@ def _print_bench(result, rows, args, dtype) -> None:
 
 
 def cmd_bench(args) -> int:
-    """Time the uncached basis build, expand and adjoint."""
+    """Time the uncached basis build (not with --quick), expand and adjoint."""
+    if args.repeat is None:
+        args.repeat = QUICK_REPEAT if args.quick else BENCH_REPEAT
     require_min(args, 1, "--repeat", "--batch")
     dtype = np.dtype(args.dtype)
     basis, secs = build_basis(args)
-    t = time.perf_counter()
-    LayerBasis(basis.in_type, basis.out_type, cache=False,
-               **resolved_kwargs(args, basis.in_type.group))
-    cold = time.perf_counter() - t
+    if args.quick:
+        cold = secs
+    else:
+        say(args, "cupysteer: timing an uncached build")
+        t = time.perf_counter()
+        LayerBasis(basis.in_type, basis.out_type, cache=False,
+                   **resolved_kwargs(args, basis.in_type.group))
+        cold = time.perf_counter() - t
     shape = (args.batch, basis.dim) if args.batch > 1 else (basis.dim,)
     rng = np.random.default_rng(args.seed)
     w = rng.standard_normal(shape).astype(dtype)
     G = rng.standard_normal(shape[:-1] + basis.shape).astype(dtype)
-    rows = [("numpy", "expand", *_time(lambda: basis.expand(w), args.repeat)),
-            ("numpy", "adjoint", *_time(lambda: basis.adjoint(G), args.repeat))]
+    ops = [("numpy", "expand", lambda: basis.expand(w)),
+           ("numpy", "adjoint", lambda: basis.adjoint(G))]
+    rows = [(b, o, *_time(fn, args.repeat))
+            for b, o, fn in with_progress(args, ops, "timing", lambda op: f"{op[0]} {op[1]}")]
     cupy, cupy_note = _cupy_rows(basis, w, G, args.repeat)
     rows += cupy
     result = dict(layer=describe(basis), dtype=str(dtype), batch=args.batch,

@@ -4,13 +4,22 @@ written and described by the spelling of the group's space (:mod:`cupysteer.fiel
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 
 from ..basis import LayerBasis
-from ..equivariance import grid_candidates, point_permutation
+from ..equivariance import check_fibres, grid_candidates, point_permutation
 from ..fields_spec import describe_element, format_element
-from ._common import build_basis, describe, load_weights, require_min, resolved_kwargs
+from ._common import (
+    UsageError,
+    build_basis,
+    describe,
+    load_weights,
+    require_min,
+    resolved_kwargs,
+    with_progress,
+)
 
 
 def _rows(group, errors, tol) -> list[dict]:
@@ -38,7 +47,7 @@ class _Layer:
 
     def target(self, g):  # ρ_out(g) K(p) ρ_in(g)ᵀ at every point p
         rho_out, rho_in = self.basis.out_type.representation, self.basis.in_type.representation
-        return np.einsum("ab,bcp,dc->adp", rho_out(g), self.K, rho_in(g))
+        return np.einsum("ab,bcp,dc->adp", rho_out(g), self.K, rho_in(g), optimize=True)
 
     def grid_error(self, g, perm) -> float:
         """The exact error of an element that permutes the grid points (``perm``)."""
@@ -55,10 +64,10 @@ class _Layer:
         return float(np.abs(Kg - self.target(g)).max() / self.scale)
 
 
-def _grid_and_others(layer, G):
+def _grid_and_others(args, layer, G):
     """([(g, error)] of the grid symmetries, [the other candidate elements])."""
     grid, other = [], []
-    for g in grid_candidates(G):
+    for g in with_progress(args, grid_candidates(G), "checking the grid symmetries"):
         perm = point_permutation(G, g, layer.points)
         if perm is None:
             other.append(g)
@@ -98,20 +107,31 @@ def _print_report(report, basis, how, dtype, tol, all_others: bool) -> None:
           f"{'<=' if passed else '>'} tolerance {tol:g}")
 
 
+def _tolerance(tol, dtype) -> float:
+    """--tol (finite, >= 0) or the dtype's default."""
+    if tol is None:
+        return 1e-9 if dtype == np.float64 else 1e-5
+    if not math.isfinite(tol) or tol < 0:
+        raise UsageError("--tol", f"must be a finite number >= 0, got {tol!r}")
+    return float(tol)
+
+
 def cmd_check(args) -> int:
     """Expand the weights and report the equivariance errors; 1 when one exceeds --tol."""
     dtype = np.dtype(args.dtype)
-    tol = args.tol if args.tol is not None else (1e-9 if dtype == np.float64 else 1e-5)
+    tol = _tolerance(args.tol, dtype)
     require_min(args, 0, "--samples")
     basis, secs = build_basis(args)
     w, how = load_weights(args.weights, basis, args.seed, dtype)
     G = basis.in_type.group
+    check_fibres(basis)
     layer = _Layer(basis, w)
-    grid, other = _grid_and_others(layer, G)
+    grid, other = _grid_and_others(args, layer, G)
     n_other = len(other)
     other = _pick_others(G, other, args.samples, args.seed)
     kw = resolved_kwargs(args, G)
-    sampled = [(g, layer.moved_error(g, kw)) for g in other]
+    sampled = [(g, layer.moved_error(g, kw))
+               for g in with_progress(args, other, "checking other elements")]
     worst = max([e for _, e in grid + sampled], default=0.0)
     passed = worst <= tol
     report = dict(layer=describe(basis), weights=how, dtype=str(dtype), tolerance=tol,

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from .. import _checks
+from .._memory import check_host
 from ..group import GroupBase
 from . import representations as _representations
 from .irreps import DEFAULT_AXIS, TWO_PI, Irrep, rotation_matrix
@@ -22,6 +23,10 @@ from .subgroups import Subgroup
 __all__ = ["PlanarGroup"]
 
 DEFAULT_MAXIMUM_FREQUENCY = 6
+#: bytes per listed irrep (the Irrep object, its id tuple and the tuple slot) and per listed
+#: element with its batch encoding: for the estimate made before listing them
+IRREP_BYTES = 400
+ELEMENT_BYTES = 120
 
 
 def _check_order(N, name="N"):
@@ -129,6 +134,7 @@ class PlanarGroup(GroupBase):
         """All elements of a finite group, in e2cnn's order."""
         if not self.is_finite:
             raise ValueError(f"{self} is continuous: use sample() or testing_elements()")
+        self._check_enumeration(self.order, ELEMENT_BYTES, "the elements")
         flips = (0, 1) if self.has_reflections else (0,)
         return [self._join(f, r) for f in flips for r in range(self.rotation_order)]
 
@@ -179,7 +185,28 @@ class PlanarGroup(GroupBase):
 
     def irreps(self) -> tuple:
         """All irreps (finite) or those up to ``maximum_frequency`` in e2cnn's insertion order."""
+        self._check_enumeration(self.num_irreps, IRREP_BYTES, "the irreps")
         return tuple(Irrep.from_id(self, i) for i in self._irrep_ids())
+
+    @property
+    def num_irreps(self) -> int:
+        """How many irreps :meth:`irreps` lists (computed without listing them)."""
+        if not self.is_finite:
+            return self.maximum_frequency + (2 if self.has_reflections else 1)
+        N = self.rotation_order
+        if not self.has_reflections:
+            return N // 2 + 1
+        if N == 1:  # the flip group
+            return 2
+        return 2 + N // 2 + (1 if N % 2 == 0 else 0)
+
+    def _check_enumeration(self, count: int, bytes_each: int, what: str) -> None:
+        """Refuse to list ``count`` objects of ``bytes_each`` bytes when they do not fit."""
+        size = ("maximum_frequency" if not self.is_finite else "N")
+        check_host(count * bytes_each,
+                   lambda: f"listing {what} of {self!r} ({count})",
+                   f"use a smaller {size}; a trivial field needs no listing "
+                   f"(group.trivial_representation is built directly)")
 
     def _irrep_ids(self) -> list[tuple]:
         raise NotImplementedError
@@ -192,7 +219,8 @@ class PlanarGroup(GroupBase):
 
     @property
     def trivial_irrep(self):
-        return self.irreps()[0]
+        """The trivial irrep, built directly (O(1) for any N or maximum frequency)."""
+        return Irrep.from_id(self, self.irrep_id(0, 0))
 
     def subgroup(self, subgroup_id) -> Subgroup:
         """The subgroup with e2cnn's id and its embedding (see :class:`Subgroup`)."""

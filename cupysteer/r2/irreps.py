@@ -65,8 +65,8 @@ class Irrep(IrrepBase):
     def from_id(cls, group, id) -> "Irrep":
         id = tuple(int(i) if isinstance(i, (int, np.integer)) and not isinstance(i, bool) else i
                    for i in id)
-        if not all(isinstance(i, int) for i in id):
-            raise _irrep_error(group, id, "ids are integers")
+        if not all(isinstance(i, int) and not isinstance(i, bool) for i in id):
+            raise _irrep_error(group, id, "ids are integers (not bools)")
         N = group.rotation_order
         if _is_flip_group(group):
             if len(id) != 1 or id[0] not in (0, 1):

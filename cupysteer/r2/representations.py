@@ -11,9 +11,13 @@ import math
 
 import numpy as np
 
+from .._memory import check_host, check_representation
 from ..representation import Representation
 
 __all__ = ["regular_representation", "quotient_representation"]
+
+#: bytes per element while the cosets are listed (the element list and the coset labels)
+COSET_BYTES_PER_ELEMENT = 300
 
 
 def regular_representation(group) -> Representation:
@@ -25,6 +29,9 @@ def regular_representation(group) -> Representation:
     if not group.is_finite:
         raise ValueError(f"{group.name} is continuous and has no regular representation; "
                          f"use irreps or a finite subgroup")
+    check_representation(group.order, lambda: f"the regular representation of {group.name} "
+                                              f"(size {group.order})",
+                         "use a smaller N, or irreps / quotient fields")
     elements = group.elements()
     f, r = group.split_batch(elements)
     order = len(elements)
@@ -56,6 +63,13 @@ def quotient_representation(group, subgroup_id) -> Representation:
     with e2cnn's closed-form change of basis (induced invariant vectors)."""
     sub = group.subgroup(subgroup_id)
     if group.is_finite:
+        size = group.order // sub.group.order
+        check_representation(size, lambda: f"the quotient representation {group.name}/"
+                                           f"{sub.group.name} (size {size})",
+                             "use a smaller N or a larger subgroup")
+        check_host(group.order * COSET_BYTES_PER_ELEMENT,
+                   lambda: f"the cosets of {group.name}/{sub.group.name} ({group.order} "
+                           f"elements)", "use a smaller N")
         reps, _ = _cosets(group, sub)
     elif group.has_reflections and sub.id == (None, -1):  # O(2) / SO(2)
         reps = [(0, 0.0), (1, 0.0)]

@@ -21,6 +21,7 @@ from typing import Callable
 import numpy as np
 
 from .._checks import integer
+from .._memory import check_grid
 from ..settings import BasisSettings, cutoff_policy, evaluate_cutoffs, resolve_rings_sigma
 
 __all__ = ["resolve_settings", "grid_points", "polar"]
@@ -30,7 +31,9 @@ ORIGIN_RADIUS = 1e-9
 
 def grid_points(kernel_size: int, dilation: int = 1) -> np.ndarray:
     """The (k², 2) array of sample points (x, y) of a k×k filter, row-major, y up."""
-    k, d = int(kernel_size), int(dilation)
+    k = integer(kernel_size, "kernel_size", 1)
+    d = integer(dilation, "dilation", 1)
+    check_grid(k, 2)
     c = d * (k - 1) / 2
     row, col = np.divmod(np.arange(k * k), k)
     return np.stack([col * d - c, c - row * d], axis=1).astype(np.float64)

@@ -14,7 +14,7 @@ import re
 
 import numpy as np
 
-from .._spelling import field_error, group_error, int_arg, parse_axis, parse_nonneg_int
+from .._spelling import NUM, field_error, group_error, int_arg, parse_axis, parse_nonneg_int
 from ..representation import Representation
 from .groups import (
     DEFAULT_MAXIMUM_FREQUENCY,
@@ -33,7 +33,7 @@ __all__ = ["parse_group", "format_group", "parse_field", "format_field", "descri
 def parse_group(head: str, rest: list, spec: str):
     """A planar group, or None when ``head`` (lower-case, without parentheses) is no planar
     spelling; ``rest`` are the ``:``-separated options."""
-    m = re.fullmatch(r"([cd])(\d+)", head)
+    m = re.fullmatch(r"([cd])([0-9]+)", head)
     if m:
         N = int(m.group(2))
         if N < 1:
@@ -113,10 +113,10 @@ def _subgroup_id(group, args, spec):
     if a.lower() == "none":
         return (None, M)
     if isinstance(group, O2):
-        try:
-            return (float(a), M)
-        except ValueError:
-            raise field_error(spec, group, f"a must be None or an angle, got {a!r}") from None
+        if not re.fullmatch(NUM, a) or not math.isfinite(float(a)):
+            raise field_error(spec, group, f"a must be None or a finite angle in radians "
+                                           f"(ASCII digits), got {a!r}")
+        return (float(a), M)
     return (int_arg(a, spec, group, "a"), M)
 
 

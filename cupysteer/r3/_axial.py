@@ -8,11 +8,11 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.linalg import block_diag
 
 from .._checks import angle
 from ..r2 import groups as _pg
 from ..r2.irreps import Irrep, rotation_matrix
+from ..representation import block_diag
 from . import _finite
 from ._base import _GENERIC_ANGLES, ATOL, DEFAULT_AXIS, Group3, _det, _mf, _rz
 from ._product import _Product
@@ -105,6 +105,13 @@ class _PlanarKind(Group3):
 
     def _irrep_ids(self):
         return self.planar._irrep_ids()
+
+    @property
+    def num_irreps(self) -> int:
+        return self.planar.num_irreps
+
+    def _trivial_id(self):
+        return self.planar.irrep_id(0, 0)
 
     def _planar_irrep(self, id):
         return Irrep.from_id(self.planar, id)

@@ -13,6 +13,7 @@ from functools import lru_cache
 import numpy as np
 
 from .. import _checks
+from .._memory import check_host
 from ..group import GroupBase
 from . import representations as _representations
 from .irreps import Irrep3
@@ -56,6 +57,9 @@ def _as_id(id) -> tuple:
     def norm(x):
         if isinstance(x, (tuple, list)):
             return tuple(norm(y) for y in x)
+        if isinstance(x, (bool, np.bool_)):  # True == 1 would silently pick irrep 1
+            raise ValueError(f"unknown irrep id {tuple(id)!r}: the entries of an irrep id are "
+                             f"integers, not bools")
         if isinstance(x, np.integer):
             return int(x)
         return x
@@ -82,6 +86,8 @@ class Group3(GroupBase):
         """All elements (|G|, 3, 3) in escnn's order (finite groups)."""
         if not self.is_finite:
             raise ValueError(f"{self.name} is continuous: use sample(n, rng) or testing_elements()")
+        check_host(self.order * ELEMENT_BYTES, lambda: f"the {self.order} elements of {self!r}",
+                   "use a smaller group (a smaller N)")
         a = np.array(self._elements())
         return a
 
@@ -166,10 +172,24 @@ class Group3(GroupBase):
 
     def irreps(self) -> tuple:
         """All irreps (finite) or those up to ``maximum_frequency``, in escnn's order."""
+        n = self.num_irreps
+        check_host(n * IRREP_BYTES, lambda: f"listing the irreps of {self!r} ({n})",
+                   "use a smaller N or maximum_frequency; a trivial field needs no listing "
+                   "(group.trivial_representation is built directly)")
         return tuple(Irrep3(self, i) for i in self._irrep_ids())
 
     @property
+    def num_irreps(self) -> int:
+        """How many irreps :meth:`irreps` lists (without listing them where that is costly)."""
+        return len(self._irrep_ids())
+
+    def _trivial_id(self) -> tuple:
+        """The escnn id of the trivial irrep (the first of :meth:`irreps`)."""
+        return self._irrep_ids()[0]
+
+    @property
     def trivial_irrep(self) -> "Irrep3":
+        """The trivial irrep, built directly (O(1) for any N)."""
         return _trivial_irrep(self)
 
     space = SPACE  # R³
@@ -203,7 +223,13 @@ class Group3(GroupBase):
 
 @lru_cache(maxsize=256)
 def _trivial_irrep(group) -> "Irrep3":
-    return Irrep3(group, group._irrep_ids()[0])
+    return Irrep3(group, group._trivial_id())
+
+
+#: bytes per listed irrep and per listed element (3×3 float64 and its temporaries), for the
+#: estimate made before listing them
+IRREP_BYTES = 600
+ELEMENT_BYTES = 300
 
 
 def _det(mats):

@@ -4,8 +4,8 @@ base of FullOctahedral, FullIcosahedral (:mod:`._polyhedral`), Cylindrical and F
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import block_diag
 
+from ..representation import block_diag
 from ._base import Group3, _det, _random_inversions
 
 
@@ -50,6 +50,13 @@ class _Product(Group3):
 
     def _irrep_ids(self):
         return [((a,), i, 0) for a in (0, 1) for i in self.factor._irrep_ids()]
+
+    @property
+    def num_irreps(self) -> int:
+        return 2 * self.factor.num_irreps
+
+    def _trivial_id(self):
+        return ((0,), self.factor._trivial_id(), 0)
 
     def _check_id(self, id):
         if len(id) == 2:

@@ -26,9 +26,11 @@ from functools import lru_cache
 
 import numpy as np
 
+from .._memory import REPRESENTATION_BYTES_PER_ENTRY, check_host, check_representation
 from ..group import GroupBase
 from ..representation import Representation
 from . import _finite
+from .so3 import P_STANDARD  # noqa: F401  (re-exported: its home in 0.1)
 from .space import SPACE
 
 __all__ = ["regular_representation", "quotient_representation", "standard_representation",
@@ -56,6 +58,8 @@ def regular_representation(group) -> Representation:
     """Regular representation of a finite group (escnn's irreps order and closed-form Q)."""
     _need_finite(group, "regular representation")
     n = group.order
+    check_representation(n, lambda: f"the regular representation of {group.name} (size {n})",
+                         "use a smaller group, or irreps / quotient fields")
     irreps, cols = [], []
     for psi, T in _irrep_tables(group):
         for c in range(psi.dim // psi.sum_of_squares_constituents):
@@ -127,6 +131,12 @@ def quotient_representation(group, subgroup_id) -> Representation:
 @lru_cache(maxsize=64)
 def _quotient(group, sid):
     H = group._subgroup_elements(sid)
+    k = group.order // max(len(H), 1)
+    # rho holds |G| k×k matrices: for a small subgroup of a large group, |G|³ numbers
+    check_host(8 * group.order * k * k + REPRESENTATION_BYTES_PER_ENTRY * k * k,
+               lambda: f"the quotient representation of {group.name} by {sid!r} (size {k}, "
+                       f"built from its {group.order} permutation matrices)",
+               "use a smaller group or a larger subgroup")
     E = group.elements()
     label = np.full(len(E), -1)
     reps = []

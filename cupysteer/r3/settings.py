@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from .._checks import integer
+from .._memory import check_grid
 from ..settings import BasisSettings, cutoff_policy, evaluate_cutoffs, resolve_rings_sigma
 
 __all__ = ["grid_points", "resolve_settings"]
@@ -32,6 +33,7 @@ def grid_points(kernel_size: int, dilation: int = 1) -> np.ndarray:
     """The (k³, 3) array of sample points (x, y, z) of a k×k×k filter in escnn's order."""
     k = integer(kernel_size, "kernel_size", 1)
     d = integer(dilation, "dilation", 1)
+    check_grid(k, 3)
     h = (k - 1) / 2
     a, rest = np.divmod(np.arange(k ** 3), k * k)
     b, c = np.divmod(rest, k)
@@ -87,3 +89,7 @@ def resolve_settings(kernel_size: int, dilation: int = 1, rings=None, sigma=None
                          f"{k}×{k}×{k} grid resolves; lower frequencies_cutoff")
     return BasisSettings(tuple(float(r) for r in rings), tuple(float(x) for x in sig),
                          tuple(cut), max(L, 0), None)
+
+
+#: the names of 0.1 (before both spaces shared their module and function names)
+grid_points3, resolve_settings3 = grid_points, resolve_settings

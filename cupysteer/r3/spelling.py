@@ -33,12 +33,12 @@ __all__ = ["parse_group", "format_group", "parse_field", "format_field", "descri
 # (head pattern, constructor name, N from the pattern?, options: F (max frequency) / axis)
 _GROUPS3 = [(r"so3", "SO3", False, "F"), (r"o3", "O3", False, "F"), (r"o", "Octahedral", False, ""),
             (r"oh", "FullOctahedral", False, ""), (r"i", "Icosahedral", False, ""),
-            (r"ih", "FullIcosahedral", False, ""), (r"c(\d+)z", "RotationsZ", True, ""),
-            (r"so2z", "RotationsZ", None, "F"), (r"d(\d+)z", "DihedralZ", True, "axis"),
-            (r"o2z", "DihedralZ", None, "F axis"), (r"conical(\d+)", "Conical", True, "axis"),
-            (r"conicalo2", "Conical", None, "F axis"), (r"cyl(\d+)", "Cylindrical", True, ""),
+            (r"ih", "FullIcosahedral", False, ""), (r"c([0-9]+)z", "RotationsZ", True, ""),
+            (r"so2z", "RotationsZ", None, "F"), (r"d([0-9]+)z", "DihedralZ", True, "axis"),
+            (r"o2z", "DihedralZ", None, "F axis"), (r"conical([0-9]+)", "Conical", True, "axis"),
+            (r"conicalo2", "Conical", None, "F axis"), (r"cyl([0-9]+)", "Cylindrical", True, ""),
             (r"cylso2", "Cylindrical", None, "F"),
-            (r"fullcyl(\d+)", "FullCylindrical", True, "axis"),
+            (r"fullcyl([0-9]+)", "FullCylindrical", True, "axis"),
             (r"fullcylo2", "FullCylindrical", None, "F axis"), (r"inv", "Inversion", False, ""),
             (r"mir", "Mirror", False, "axis"), (r"trivial3", "Trivial3", False, "")]
 

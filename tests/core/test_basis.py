@@ -2,6 +2,7 @@
 normalisation (§6.1) and per-weight attributes, checked against the padded dense basis."""
 from __future__ import annotations
 
+import copy
 import math
 import pickle
 
@@ -332,3 +333,16 @@ def test_bad_field_types_rejected():
         cs.LayerBasis(G.regular_representation, ft, 3)
     with pytest.raises(ValueError):
         cs.LayerBasis(ft, cs.FieldType(H, [H.regular_representation]), 3)
+
+
+def test_equal_layers_compare_and_hash_by_value():
+    """Two bases with the same field types, settings and points are equal (jit caches and
+    operator keys are shared), whatever cache built them; pickling and deepcopy keep it."""
+    G = cs.CyclicGroup(4)
+    t = cs.FieldType(G, [G.regular_representation])
+    a, b = cs.LayerBasis(t, t, 3), cs.LayerBasis(t, t, 3, cache=False)
+    assert a == b and hash(a) == hash(b) and len({a, b}) == 1
+    assert a != cs.LayerBasis(t, t, 5) and a != cs.LayerBasis(t, t, 3, sigma=0.5)
+    assert a != cs.LayerBasis(t, t, 3, points=a.points + 1e-3)
+    assert pickle.loads(pickle.dumps(a)) == a and copy.deepcopy(a) == a
+    assert a.__eq__("basis") is NotImplemented

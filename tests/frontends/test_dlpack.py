@@ -70,7 +70,7 @@ def test_missing_framework_names_the_extra(monkeypatch, adapter, hidden):
     for name in hidden:
         monkeypatch.setitem(sys.modules, name, None)
     monkeypatch.delitem(sys.modules, f"cupysteer.{adapter}", raising=False)
-    with pytest.raises(ImportError, match=rf'pip install "cupysteer\[{adapter}\]"'):
+    with pytest.raises(ImportError, match=rf'pip install -e "\.\[{adapter}\]"'):
         importlib.import_module(f"cupysteer.{adapter}")
 
 
@@ -283,3 +283,48 @@ def test_expand_torch_cuda(basis):
     f = dl.expand(basis, torch.from_numpy(w).cuda())
     assert f.is_cuda
     np.testing.assert_allclose(f.cpu().numpy(), basis.expand(w), atol=1e-6)
+
+
+# ---- issue 16: byte order and empty batches ------------------------------------------------
+@pytest.mark.parametrize("dtype", [">f8", ">f4", "<f8", ">i4", ">u2"])
+def test_expand_accepts_any_byte_order(basis, dtype):
+    w = (np.arange(basis.dim) % 7).astype(dtype)
+    native = w.astype(np.dtype(dtype).newbyteorder("="))
+    f = dl.expand(basis, w)
+    expected = basis.expand(_native_float(native))
+    np.testing.assert_array_equal(f, expected)
+    g = dl.adjoint(basis, np.ones(basis.shape, ">f8"))
+    np.testing.assert_array_equal(g, basis.adjoint(np.ones(basis.shape)))
+    b = dl.expand_bias(basis, np.ones(basis.num_bias, ">f4"))
+    np.testing.assert_array_equal(b, basis.expand_bias(np.ones(basis.num_bias, np.float32)))
+
+
+def _native_float(a):
+    return a if a.dtype.kind == "f" else a.astype(np.float32)
+
+
+@pytest.mark.parametrize("framework", ["numpy", "torch", "jax"])
+def test_empty_batches_give_empty_results(basis, framework):
+    make = {"numpy": lambda s: np.zeros(s, np.float32),
+            "torch": lambda s: _torch().zeros(s),
+            "jax": lambda s: _jnp().zeros(s)}[framework]
+    cases = [(dl.expand, (0, basis.dim), (0,) + basis.shape),
+             (dl.adjoint, (0,) + basis.shape, (0, basis.dim)),
+             (dl.expand_bias, (0, basis.num_bias), (0, basis.shape[0]))]
+    for fn, shape, result in cases:
+        out = fn(basis, make(shape))
+        assert dl.framework(out) == framework and tuple(out.shape) == result
+    f, b = dl.expand(basis, make((0, basis.dim)), make((0, basis.num_bias)))
+    assert tuple(f.shape) == (0,) + basis.shape and tuple(b.shape) == (0, basis.shape[0])
+
+
+@pytest.mark.parametrize("shape", [(0,), (0, 5), (2, 0), (0, 0)])
+def test_empty_arrays_of_the_wrong_shape_are_still_refused(basis, shape):
+    with pytest.raises(ValueError, match="weights"):
+        dl.expand(basis, np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, "U3", object])
+def test_non_float_dtypes_name_the_argument(basis, dtype):
+    with pytest.raises((ValueError, TypeError), match="weights"):
+        dl.expand(basis, np.zeros(basis.dim, dtype))

@@ -124,12 +124,12 @@ def test_points_bases_cannot_be_drawn():
         gallery.basis_cells(b)
 
 
-def test_import_error_names_the_extra(monkeypatch):
+def test_import_error_says_how_to_install_matplotlib(monkeypatch):
     for name in list(sys.modules):
         if name == "matplotlib" or name.startswith("matplotlib."):
             monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ImportError, match=r'pip install "cupysteer\[plot\]"'):
+    with pytest.raises(ImportError, match=r'pip install matplotlib'):
         gallery.plot_basis(c4_regular())
 
 
