@@ -44,6 +44,7 @@ if not hasattr(torch, "library") or not hasattr(torch.library, "custom_op"):  # 
     raise ImportError(f"cupysteer.torch needs torch>=2.4 (torch.library.custom_op); found "
                       f"torch {torch.__version__}: pip install -U \"torch>=2.4\"")
 
+from . import nn  # noqa: E402, F401  (the field-wise modules: cupysteer.torch.nn)
 from .layers import SteerableConv2d, SteerableConv3d, SteerableConvTranspose2d  # noqa: E402
 from .ops import adjoint, expand, register_basis  # noqa: E402
 

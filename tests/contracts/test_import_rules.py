@@ -23,8 +23,8 @@ ROOT = Path(cupysteer.__file__).resolve().parent
 PKG = "cupysteer"
 
 CORE = {"group", "space", "representation", "field_type", "settings", "pair_basis", "layout",
-        "reference", "basis", "plan", "init", "equivariance", "cache", "_checks", "_memory",
-        "_spelling", "_version"}
+        "reference", "basis", "plan", "init", "equivariance", "cache", "fieldwise", "_checks",
+        "_memory", "_spelling", "_version"}
 # the module paths of 0.1, kept by one package-level module (imports anything, like __init__)
 PACKAGE_LEVEL = {"_moved"}
 FRONTENDS = {"torch", "jax", "cli", "io", "dlpack", "gallery", "fields_spec", "compat",
