@@ -102,32 +102,42 @@ class LayerBasis:
     def pair_basis(self, in_irrep, out_irrep) -> PairBasis:
         """The sampled basis of one irreps pair (from the cache when it has one)."""
         key = (in_irrep, out_irrep)
-        if key not in self._pairs:
+        pb = self._pairs.get(key)
+        if pb is None:
             self._sample([key])
-        return self._pairs[key]
+            pb = self._pairs[key]
+        return pb
 
-    def _sample(self, pairs: list) -> None:
-        """Sample the missing pairs at once (in R³ into one buffer: the plan's ``basis``)."""
-        pairs = [p for p in pairs if p not in self._pairs]
+    def _sample(self, pairs: list) -> dict:
+        """Sample the missing pairs at once (in R³ into one buffer: the plan's ``basis``);
+        returns those sampled now by the identities of their irreps."""
+        if self._pairs:
+            pairs = [p for p in pairs if p not in self._pairs]
         if not pairs:
-            return
+            return {}
         if self._cache is not None:
             got = self._cache.pair_bases(pairs, self.settings, self.points)
         else:
             got = self.in_type.group.space.sample_pair_bases(pairs, self.settings, self.points)
         self._pairs.update(zip(pairs, got))
+        return {(id(a), id(b)): pb for (a, b), pb in zip(pairs, got)}
 
     def _build(self):
-        self._sample(layer_pairs(self.in_type, self.out_type))
+        sampled = self._sample(layer_pairs(self.in_type, self.out_type))
+
+        def pair_basis(a, b):
+            """:meth:`pair_basis`, first by the irreps' identities (no hashing of irreps)."""
+            pb = sampled.get((id(a), id(b)))
+            return self.pair_basis(a, b) if pb is None else pb
         hint = (f"for kernel_size {self.filter_shape}, rings {self.settings.rings} and "
                 f"cut-offs {self.settings.cutoff_per_ring}: increase frequencies_cutoff (e.g. "
                 f"3.0) or kernel_size, or add rings")
-        layout = build_layout(self.in_type, self.out_type, self.pair_basis, hint)
+        layout = build_layout(self.in_type, self.out_type, pair_basis, hint)
         self.dim, self.irreps_pairs = layout.dim, layout.irreps_pairs
         self.weight_blocks, self.blocks = layout.weight_blocks, layout.blocks
         self.plan: ExpansionPlan = make_plan(
             layout, self.in_type, self.out_type,
-            [self.pair_basis(a, b) for a, b in self.irreps_pairs], self.filter_shape)
+            [pair_basis(a, b) for a, b in self.irreps_pairs], self.filter_shape)
 
     # ---- expansion ----------------------------------------------------------------------
     def _expander(self, dtype):

@@ -26,7 +26,7 @@ import numpy as np
 from ._memory import check_host
 from .pair_basis import PairBasis
 
-__all__ = ["BasisCache", "default_cache", "CACHE_VERSION", "pair_key", "points_digest"]
+__all__ = ["BasisCache", "default_cache", "CACHE_VERSION", "pair_key", "pair_keys", "points_digest"]
 
 CACHE_VERSION = 1
 _FIELDS = ("values", "ring", "frequency", "gamma", "s", "offset", "scale")
@@ -38,8 +38,22 @@ def points_digest(points: np.ndarray) -> str:
 
 def pair_key(in_irrep, out_irrep, settings, points) -> str:
     """The content key of one sampled irreps-pair basis (a plain string)."""
-    return (f"v{CACHE_VERSION}|{in_irrep.group.cache_id}|{in_irrep.id}|{out_irrep.id}|{settings!r}|"
-            f"{points_digest(points)}")
+    return pair_keys([(in_irrep, out_irrep)], settings, points)[0]
+
+
+def pair_keys(pairs, settings, points) -> list:
+    """:func:`pair_key` of several pairs; the settings and the points digest are formatted
+    once (the same strings)."""
+    tail = f"|{settings!r}|{points_digest(points)}"
+    ids: dict = {}  # id(object) → its cache_id / id, formatted once per group and irrep
+
+    def name(x, attr):
+        s = ids.get(id(x))
+        if s is None:
+            s = ids[id(x)] = str(getattr(x, attr))
+        return s
+    return [f"v{CACHE_VERSION}|{name(a.group, 'cache_id')}|{name(a, 'id')}|{name(b, 'id')}{tail}"
+            for a, b in pairs]
 
 
 def _checksum(arrays: dict) -> str:
@@ -148,7 +162,7 @@ class BasisCache:
     def pair_bases(self, pairs, settings, points) -> list:
         """:meth:`pair_basis` for several pairs; the misses are sampled together
         (by the group's space, ``space.sample_pair_bases``: one buffer for groups on R³)."""
-        keys = [pair_key(a, b, settings, points) for a, b in pairs]
+        keys = pair_keys(pairs, settings, points)
         out = [None] * len(pairs)
         missing = []
         for i, ((a, b), key) in enumerate(zip(pairs, keys)):

@@ -108,14 +108,13 @@ class ExpansionPlan:
             fs = tuple(int(k) if isinstance(k, (int, np.integer)) and not isinstance(k, bool)
                        else k for k in np.asarray(fs, dtype=object).ravel())
         object.__setattr__(self, "filter_shape", fs)
-        for f in fields(self):
-            v = getattr(self, f.name)
-            if isinstance(v, np.ndarray) or f.name in _INT_ARRAYS:
-                dt = np.int64 if f.name in _INT_ARRAYS else (
-                    bool if f.name == "rep_identity" else np.float64)
-                a = np.ascontiguousarray(v, dtype=dt)
+        for name in _FIELD_NAMES:
+            v = getattr(self, name)
+            dt = _DTYPES.get(name)
+            if dt is np.int64 or isinstance(v, np.ndarray):
+                a = np.ascontiguousarray(v, dtype=dt or np.float64)
                 a.setflags(write=False)
-                object.__setattr__(self, f.name, a)
+                object.__setattr__(self, name, a)
         self.validate()
 
     # ---- derived --------------------------------------------------------------------
@@ -163,22 +162,22 @@ class ExpansionPlan:
                                                 f"entries, expected {B}")
         need(B == 0 or (self.block_pair.min() >= 0 and self.block_pair.max() < T),
              "block_pair out of range")
-        if B:
-            do, di = self.pair_shape[self.block_pair].T
-            need((self.block_row >= 0).all() and (self.block_row + do <= self.out_size).all(),
+        if B:  # (min / max reductions: no boolean temporaries)
+            do, di = (self.pair_shape[:, k].take(self.block_pair) for k in (0, 1))
+            need(self.block_row.min() >= 0 and (self.block_row + do).max() <= self.out_size,
                  "block rows exceed out_size")
-            need((self.block_col >= 0).all() and (self.block_col + di <= self.in_size).all(),
+            need(self.block_col.min() >= 0 and (self.block_col + di).max() <= self.in_size,
                  "block columns exceed in_size")
-            n = self.pair_count[self.block_pair]
-            need((self.block_weight + n <= len(self.weight_index)).all(),
+            n = self.pair_count.take(self.block_pair)
+            need((self.block_weight + n).max() <= len(self.weight_index),
                  "block weights exceed weight_index")
         wi = self.weight_index
         need(len(wi) == self.dim and (self.dim == 0 or (wi.min() >= 0 and wi.max() < self.dim
-             and np.bincount(wi, minlength=self.dim).max() == 1)),
-             "weight_index must be a permutation of range(dim)")
+             and _covers(wi, self.dim))), "weight_index must be a permutation of range(dim)")
         nf = len(self.out_field_offset) * len(self.in_field_offset)
         need(len(self.fieldpair_ptr) == nf + 1 and self.fieldpair_ptr[-1] == B
-             and (np.diff(self.fieldpair_ptr) >= 0).all(), "fieldpair_ptr is not a CSR of blocks")
+             and (self.fieldpair_ptr[1:] >= self.fieldpair_ptr[:-1]).all(),
+             "fieldpair_ptr is not a CSR of blocks")
         need(self.out_field_size.sum() == self.out_size and self.in_field_size.sum() ==
              self.in_size, "field sizes do not add up to out_size / in_size")
         for side in ("out", "in"):
@@ -194,3 +193,17 @@ class ExpansionPlan:
                                    f"integers, got {fs!r}")
         need(int(np.prod(fs, dtype=np.int64)) == self.num_points,
              f"filter_shape {fs} does not match num_points {self.num_points}")
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(ExpansionPlan))
+#: the dtype of each field: the integer arrays (always converted), ``rep_identity`` (bool, if
+#: given as an array); any other array is float64
+_DTYPES = {**dict.fromkeys(_INT_ARRAYS, np.int64), "rep_identity": bool}
+
+
+def _covers(index: np.ndarray, n: int) -> bool:
+    """Whether ``index`` (values in [0, n)) takes every value of range(n): for n entries, that
+    they are a permutation (a scatter, ~10× cheaper than ``bincount`` at 50 000 entries)."""
+    seen = np.zeros(n, bool)
+    seen[index] = True
+    return bool(seen.all())

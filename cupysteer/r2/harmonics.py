@@ -32,7 +32,8 @@ import numpy as np
 
 from .irreps import Irrep, _is_flip_group
 
-__all__ = ["PairHarmonics", "pair_harmonics", "alias_offsets", "evaluate_angular"]
+__all__ = ["PairHarmonics", "pair_harmonics", "harmonic_rows", "harmonic_axis", "group_family",
+           "family_rows", "alias_offsets", "evaluate_angular"]
 
 HALF_PI = math.pi / 2
 _UNBOUNDED = 10000
@@ -81,33 +82,63 @@ def pair_harmonics(in_irrep: Irrep, out_irrep: Irrep, maximum_frequency: int | N
     ``maximum_frequency`` (F) and ``maximum_offset`` (T) bound the aliases of finite groups;
     SO(2) and O(2) use t = 0 only and ignore both.
     """
+    rows = harmonic_rows(in_irrep, out_irrep, maximum_frequency, maximum_offset)
+    arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
+    return PairHarmonics(in_irrep, out_irrep, arr[:, 0].astype(np.int64), arr[:, 1],
+                         arr[:, 2].astype(np.int64), arr[:, 3].astype(np.int64),
+                         harmonic_axis(in_irrep.group))
+
+
+def harmonic_axis(group) -> float:
+    """β, the angle subtracted from θ: the reflection axis, or 0 without reflections."""
+    return group.reflection_axis if group.has_reflections else 0.0
+
+
+def harmonic_rows(in_irrep: Irrep, out_irrep: Irrep, maximum_frequency: int | None = None,
+                  maximum_offset: int | None = None) -> list[tuple[int, float, int, int]]:
+    """:func:`pair_harmonics` as a list of rows (μ, γ, s, t) (s = −1 if not applicable):
+    what the layer sampler stacks for all irreps pairs at once."""
     G = in_irrep.group
-    if out_irrep.group != G:
+    if out_irrep.group is not G and out_irrep.group != G:
         raise ValueError(f"out_irrep belongs to {out_irrep.group!r}, in_irrep to {G!r}")
-    N = G.rotation_order
-    finite = N > 0
+    return family_rows(group_family(G), in_irrep, out_irrep, maximum_frequency,
+                       maximum_offset)
+
+
+def group_family(group) -> tuple[str, int]:
+    """(family, N) of a planar group: family ``"flip"`` (the flip group), ``"reflections"``
+    (D_N, O(2)) or ``"rotations"`` (C_N, SO(2)); N the rotation order (≤ 0: continuous)."""
+    if _is_flip_group(group):
+        return "flip", group.rotation_order
+    return ("reflections" if group.has_reflections else "rotations"), group.rotation_order
+
+
+def family_rows(family: tuple[str, int], in_irrep: Irrep, out_irrep: Irrep,
+                maximum_frequency: int | None, maximum_offset: int | None,
+                dims: tuple[int, int] | None = None) -> list:
+    """:func:`harmonic_rows` of a pair whose group's :func:`group_family` is ``family``
+    (``dims``: (d_out, d_in) if known)."""
+    kind, N = family
     n, m = in_irrep.frequency, out_irrep.frequency
     ji, jo = in_irrep.flip_frequency, out_irrep.flip_frequency
-    do, di = out_irrep.dim, in_irrep.dim
+    do, di = dims or (out_irrep.dim, in_irrep.dim)
     rows: list[tuple[int, float, int, int]] = []
-
-    step = max(N, 1)
 
     def add(k0, gamma, s=-1, nonneg=False):
         """Rows (μ, γ, s, t) for μ = k₀ + t·N over the admissible t; in the non-negative
         (1×1) case an element at μ = 0 exists only for γ = 0."""
-        if not finite:
+        if N <= 0:
             ts = [0] if (not nonneg or k0 >= 0) else []
         else:
             ts = alias_offsets(k0, N, maximum_frequency, maximum_offset, nonneg)
         for t in ts:
-            mu = k0 + t * step
+            mu = k0 + t * max(N, 1)
             if not nonneg or mu > 0 or gamma == 0:
                 rows.append((mu, gamma, s, t))
 
-    if _is_flip_group(G):
+    if kind == "flip":
         add(0, ((ji + jo) % 2) * HALF_PI, nonneg=True)
-    elif not G.has_reflections:
+    elif kind == "rotations":
         for g in (0.0, HALF_PI):
             if do == 2 and di == 2:
                 for s in (0, 1):
@@ -123,10 +154,7 @@ def pair_harmonics(in_irrep: Irrep, out_irrep: Irrep, maximum_frequency: int | N
         add(m - n, ((ji + jo) % 2) * HALF_PI, nonneg=True)
     else:
         add(n + m, (jo if do == 1 else ji) * HALF_PI)
-    arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
-    axis = G.reflection_axis if G.has_reflections else 0.0
-    return PairHarmonics(in_irrep, out_irrep, arr[:, 0].astype(np.int64), arr[:, 1],
-                         arr[:, 2].astype(np.int64), arr[:, 3].astype(np.int64), axis)
+    return rows
 
 
 def evaluate_angular(h: PairHarmonics, theta: np.ndarray, at_origin: np.ndarray) -> np.ndarray:

@@ -35,8 +35,11 @@ def grid_points(kernel_size: int, dilation: int = 1) -> np.ndarray:
     d = integer(dilation, "dilation", 1)
     check_grid(k, 2)
     c = d * (k - 1) / 2
-    row, col = np.divmod(np.arange(k * k), k)
-    return np.stack([col * d - c, c - row * d], axis=1).astype(np.float64)
+    step = np.arange(k) * d  # col·d (x) and row·d (y) of the points of one row / column
+    points = np.empty((k, k, 2))
+    points[:, :, 0] = step - c
+    points[:, :, 1] = (c - step)[:, None]
+    return points.reshape(k * k, 2)
 
 
 def polar(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
