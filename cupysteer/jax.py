@@ -54,8 +54,10 @@ __all__ = ["expand", "adjoint", "expand_bias", "conv2d", "conv3d", "init_weights
 
 class StaticBasis:
     """A :class:`~cupysteer.LayerBasis` that compares and hashes **by value** (the digest of
-    its expansion plan): for ``jax.jit(..., static_argnums=…)`` and the static fields of
-    Flax/Equinox modules, so two equal layers share one trace. Every function here takes it
+    its expansion plan, its filter shape and the digest of its sample points — two bases with
+    equal plans but other points, e.g. another dilation, convolve differently): for
+    ``jax.jit(..., static_argnums=…)`` and the static fields of Flax/Equinox modules, so two
+    equal layers share one trace. Every function here takes it
     wherever it takes a LayerBasis; ``.basis`` is the wrapped one."""
 
     __slots__ = ("basis", "digest")
@@ -65,7 +67,8 @@ class StaticBasis:
         if not isinstance(basis, LayerBasis):
             raise TypeError(f"StaticBasis wraps a LayerBasis, got {type(basis).__name__}")
         self.basis = basis
-        self.digest = jax_schedule.schedule(basis.plan).digest
+        # (plan digest, filter shape, SHA-256 of the points): LayerBasis.definition's tail
+        self.digest = (jax_schedule.schedule(basis.plan).digest,) + basis.definition[3:]
 
     def __eq__(self, other):
         return isinstance(other, StaticBasis) and other.digest == self.digest
@@ -237,6 +240,7 @@ def expand_many(bases, weights, *, custom_vjp: bool = True) -> tuple:
     if len(weights) != len(bases):
         raise ValueError(f"weights must hold one array per basis: {len(bases)} bases, "
                          f"{len(weights)} weight arrays")
+    bases = tuple(_as_basis(b) for b in bases)
     plans = tuple(_jax_plan(b) for b in bases)
     ws = tuple(_float(w, f"weights[{i}]") for i, w in enumerate(weights))
     for i, (b, w) in enumerate(zip(bases, ws)):

@@ -52,14 +52,35 @@ def _blas_controller():
     return ThreadpoolController().select(user_api="blas")
 
 
+_LIMIT_LOCK = threading.Lock()
+_LIMIT = {"holders": 0, "limiter": None}  # the outermost holder sets and restores the limit
+
+
+@contextlib.contextmanager
 def blas_threads(n: int):
     """Context manager: NumPy's BLAS runs at most ``n`` threads inside it (threadpoolctl; a
     no-op without it). The torch operator runs the expansion under ``blas_threads(1)``: on a
     CPU, torch's own thread pool is already busy with the convolutions, and BLAS threads
     started beside it compete for the same cores (BENCHMARKS.md: a C8 training step 2–3×
-    slower). The limit is process-wide while it is held and restored on exit."""
+    slower). The limit is process-wide while any thread holds it: holders are counted, the
+    first sets it and the last restores the previous value (threads entering and leaving in
+    any order never leave the process limited)."""
     ctl = _blas_controller()
-    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=n)
+    if ctl is None:
+        yield
+        return
+    with _LIMIT_LOCK:
+        if _LIMIT["holders"] == 0:
+            _LIMIT["limiter"] = ctl.limit(limits=n)
+        _LIMIT["holders"] += 1
+    try:
+        yield
+    finally:
+        with _LIMIT_LOCK:
+            _LIMIT["holders"] -= 1
+            if _LIMIT["holders"] == 0:
+                _LIMIT["limiter"].restore_original_limits()
+                _LIMIT["limiter"] = None
 
 
 def _view(K, shape, offset, strides):

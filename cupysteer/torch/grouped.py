@@ -102,24 +102,29 @@ class _Group:
         return out
 
 
-# groups by operator key, held weakly: the GroupedExpansion of a model keeps its groups alive
+# groups by operator key: every live group of a key, held weakly (by id: the GroupedExpansion
+# of a model keeps its own groups alive, and an equal model's groups may die first — EMA copies,
+# twins, rebuild loops); a model re-registers its groups at every forward
 _lock = threading.Lock()
-_GROUPS: "weakref.WeakValueDictionary[int, _Group]" = weakref.WeakValueDictionary()
+_GROUPS: "dict[int, weakref.WeakValueDictionary]" = {}
 
 
 def _register(group: _Group) -> int:
     with _lock:
-        if _GROUPS.get(group.key) is None:
-            _GROUPS[group.key] = group
+        live = _GROUPS.get(group.key)
+        if live is None:
+            live = _GROUPS[group.key] = weakref.WeakValueDictionary()
+        live[id(group)] = group
     return group.key
 
 
 def _group(key: int) -> _Group:
-    try:
-        return _GROUPS[key]
-    except KeyError:
-        raise KeyError(f"no layer group registered under key {key}; call "
-                       f"cupysteer.torch.grouped.expand_together(model) in this process") from None
+    with _lock:
+        for group in list(_GROUPS.get(key, {}).values()):
+            return group
+        _GROUPS.pop(key, None)
+    raise KeyError(f"no layer group registered under key {key}; call "
+                   f"cupysteer.torch.grouped.expand_together(model) in this process")
 
 
 def _run(method: str, x: Tensor, key: int) -> Tensor:
@@ -180,12 +185,15 @@ _adjoint_many.register_autograd(
 
 class GroupedExpansion:
     """The forward hooks :func:`expand_together` installs on a model (picklable, copied with
-    the model by ``copy.deepcopy``). ``layers``: the steerable layers, in module order."""
+    the model by ``copy.deepcopy``). ``layers``: the steerable layers, in module order, as
+    they were when :func:`expand_together` was called — after adding or removing layers,
+    call ``remove()`` and :func:`expand_together` again."""
 
     def __init__(self, model: nn.Module, expander_factory=None):
         self.layers = [m for m in model.modules() if isinstance(m, _STEERABLE)]
         self.expander_factory = expander_factory
         self._groups: dict = {}
+        self._model = weakref.ref(model)
         self._handles = (model.register_forward_pre_hook(self._before),
                          model.register_forward_hook(self._after, always_call=True))
 
@@ -194,7 +202,7 @@ class GroupedExpansion:
         g = self._groups.get(ids)
         if g is None:
             g = self._groups[ids] = _Group([m.basis for m in layers], self.expander_factory)
-            _register(g)
+        _register(g)  # every forward: the key resolves to this model's group while it lives
         return g
 
     def _active(self) -> dict:
@@ -211,6 +219,7 @@ class GroupedExpansion:
         return sets
 
     def _before(self, model, args):
+        self._model = weakref.ref(model)
         for layers in self._active().values():
             group = self._group_of(layers)
             w = torch.cat([m.weights for m in layers]) if len(layers) > 1 else layers[0].weights
@@ -222,16 +231,25 @@ class GroupedExpansion:
         for m in self.layers:
             m._grouped_filter = None
 
-    def remove(self) -> None:
-        """Uninstall the hooks: every layer expands on its own again."""
+    def remove(self, model: nn.Module | None = None) -> None:
+        """Uninstall the hooks: every layer expands on its own again. On a copy (deepcopy,
+        pickle) the hooks are found in ``model``'s hook dicts (the model this object last ran
+        on, or the one given)."""
         for h in self._handles or ():
             h.remove()
+        model = model if model is not None else (self._model() if self._model else None)
+        if model is not None:
+            for hooks in (model._forward_pre_hooks, model._forward_hooks):
+                for k in [k for k, f in hooks.items() if getattr(f, "__self__", None) is self]:
+                    del hooks[k]
+        self._handles = None
         self._after(None, None, None)
 
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_groups"] = {}  # rebuilt (and registered) in the new process on first use
         state["_handles"] = None  # the hooks travel inside the model's hook dicts
+        state["_model"] = None
         return state
 
 

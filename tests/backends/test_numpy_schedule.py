@@ -139,6 +139,25 @@ def test_blas_threads_limits_and_restores():
     assert after == before
 
 
+def test_blas_threads_interleaved_holders_restore_the_limit():
+    """Two holders (two threads running torch CPU ops) entering and leaving interleaved: the
+    process is limited while either holds it and unlimited again after both left."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def counts():
+        return [i["num_threads"] for i in threadpoolctl.threadpool_info()
+                if i["user_api"] == "blas"]
+
+    before = counts()
+    a, b = blas_threads(1), blas_threads(1)
+    a.__enter__()
+    b.__enter__()
+    a.__exit__(None, None, None)
+    assert all(n == 1 for n in counts())  # b still holds it
+    b.__exit__(None, None, None)
+    assert counts() == before
+
+
 def test_torch_cpu_op_expands_under_one_blas_thread(monkeypatch):
     """cupysteer.torch's CPU branch runs the NumPy expansion with one BLAS thread (torch's
     pool holds the cores; BENCHMARKS.md, issue 18)."""

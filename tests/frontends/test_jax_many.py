@@ -85,3 +85,23 @@ def test_errors(bases):
         csj.expand_many([], [])
     with pytest.raises(TypeError, match="LayerBasis"):
         csj.expand_many(["not a basis"], [jnp.zeros(3)])
+
+
+def test_static_bases_are_accepted(bases):
+    ws = weights(bases)
+    got = csj.expand_many([csj.StaticBasis(b) for b in bases], ws)
+    for b, w, f in zip(bases, ws, got):
+        np.testing.assert_allclose(np.asarray(f), b.expand(np.asarray(w)), rtol=1e-6, atol=1e-6)
+
+
+def test_static_basis_tells_dilations_apart():
+    """Equal plans but other sample points (another dilation) convolve differently, so the
+    by-value identity includes the points."""
+    G = cs.CyclicGroup(4)
+    t = cs.FieldType(G, [G.regular_representation])
+    kw = dict(maximum_offset=0, frequencies_cutoff=lambda r: 2.0)
+    a = cs.LayerBasis(t, t, 3, dilation=1, rings=[0, 1], sigma=[0.005, 0.4], **kw)
+    b = cs.LayerBasis(t, t, 3, dilation=2, rings=[0, 2], sigma=[0.01, 0.8], **kw)
+    assert csj.StaticBasis(a) != csj.StaticBasis(b)
+    assert csj.StaticBasis(a) == csj.StaticBasis(cs.LayerBasis(t, t, 3, dilation=1, rings=[0, 1],
+                                                               sigma=[0.005, 0.4], **kw))

@@ -246,3 +246,40 @@ def test_grouped_on_cuda_matches_cpu():
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         y, grads = step(gpu, X.cuda())
     assert_same((y.cpu(), [g.cpu() for g in grads]), ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("how", ["deepcopy_then_drop_original", "equal_twin_dropped"])
+def test_grouped_model_survives_the_death_of_an_equal_model(how):
+    """An EMA copy (or an equal twin built first) keeps working after the other model is
+    deleted: the operator key resolves to any live group, and each model re-registers its own
+    at every forward."""
+    import gc
+    x = torch.randn(2, 3, 9, 9, dtype=torch.float64)
+    first = build()
+    expand_together(first)
+    first(x)
+    survivor = copy.deepcopy(first) if how.startswith("deepcopy") else build()
+    if not how.startswith("deepcopy"):
+        expand_together(survivor)
+    ref = survivor(x).detach()
+    del first
+    gc.collect()
+    torch.testing.assert_close(survivor(x).detach(), ref, rtol=0, atol=0)
+    step(survivor, x)  # forward + adjoint through the grouped operators
+
+
+def test_remove_works_on_a_deepcopy():
+    x = torch.randn(1, 3, 9, 9, dtype=torch.float64)
+    model = build()
+    hooks = expand_together(model)
+    twin = copy.deepcopy(model)
+    twin_hooks = next(h.__self__ for h in twin._forward_pre_hooks.values()
+                      if isinstance(getattr(h, "__self__", None), GroupedExpansion))
+    twin(x)
+    twin_hooks.remove()
+    assert not any(isinstance(getattr(h, "__self__", None), GroupedExpansion)
+                   for h in list(twin._forward_pre_hooks.values())
+                   + list(twin._forward_hooks.values()))
+    assert len(model._forward_pre_hooks) == 1  # the original is untouched
+    hooks.remove()
+    assert not model._forward_pre_hooks and not model._forward_hooks
