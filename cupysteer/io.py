@@ -123,11 +123,27 @@ def atomic_write(path, write) -> Path:
 
 
 def _mode_of(path: Path) -> int:
-    """The permission bits of the file being replaced, 0o644 for a new one."""
+    """The permission bits of the file being replaced; for a new one what ``open()`` would
+    give (0o666 less the process umask)."""
     try:
         return path.stat().st_mode & 0o777
     except OSError:
-        return 0o644
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask: from /proc/self/status where it is listed (no change to the
+    process-wide value), else by setting and restoring it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def save_bank(path, arrays: dict) -> None:

@@ -246,3 +246,17 @@ def test_filters_png_with_many_channels_is_cropped(tmp_path, capsys, monkeypatch
         int.from_bytes(path.read_bytes()[20:24], "big")
     cell = 3 * 8 + 8  # k pixels + 1-pixel gap, scaled by 8
     assert w <= 32 * cell + 8 and h <= 16 * cell + 8
+
+
+def test_new_bank_files_follow_the_umask(tmp_path):
+    """An atomically written new file gets the permissions open() would give it (not a fixed
+    0o644 that a umask of 077 would not allow)."""
+    import os
+
+    from cupysteer.io import atomic_write
+    old = os.umask(0o077)
+    try:
+        path = atomic_write(tmp_path / "bank.npz", lambda f: f.write(b"x"))
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o600
