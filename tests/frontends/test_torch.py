@@ -367,6 +367,7 @@ DDP_SCRIPT = textwrap.dedent('''
         model = torch.nn.parallel.DistributedDataParallel(build())
         train(model, *data(rank))
         torch.save(model.module.state_dict(), os.path.join(out, f"rank{rank}.pt"))
+        dist.barrier()  # no rank tears gloo down while the other still has ops in flight
         dist.destroy_process_group()
 
     if __name__ == "__main__":
@@ -385,6 +386,15 @@ def test_ddp_gloo_two_processes(tmp_path):
         GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, str(script), str(port), str(tmp_path)],
                        capture_output=True, text=True, timeout=240, env=env)
+    if r.returncode != 0 and "terminate called without an active exception" in r.stderr:
+        # gloo's teardown can abort a worker on a loaded 2-core machine (a known race in
+        # torch's process-group shutdown, seen in 1 of ~10 CI runs, not in cupysteer's code):
+        # run the whole training once more on a fresh port; a second failure fails the test
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        r = subprocess.run([sys.executable, str(script), str(port), str(tmp_path)],
+                           capture_output=True, text=True, timeout=240, env=env)
     assert r.returncode == 0, r.stdout + r.stderr
     s0, s1 = (torch.load(tmp_path / f"rank{i}.pt") for i in range(2))
     assert list(s0) == list(s1) == ["0.weights", "0.bias", "2.weights", "2.bias"]
