@@ -46,7 +46,7 @@ from ..backends.cupy_backend import CupyExpander
 from ..backends.numpy_backend import blas_threads
 from . import native
 from .layers import SteerableConv2d, SteerableConv3d, SteerableConvTranspose2d
-from .ops import register_basis
+from .ops import LiveRegistry, register_basis
 
 __all__ = ["expand_together", "GroupedExpansion"]
 
@@ -102,29 +102,19 @@ class _Group:
         return out
 
 
-# groups by operator key: every live group of a key, held weakly (by id: the GroupedExpansion
-# of a model keeps its own groups alive, and an equal model's groups may die first — EMA copies,
-# twins, rebuild loops); a model re-registers its groups at every forward
-_lock = threading.Lock()
-_GROUPS: "dict[int, weakref.WeakValueDictionary]" = {}
+# groups by operator key (the GroupedExpansion of a model keeps its own groups alive, and an
+# equal model's groups may die first — EMA copies, twins, rebuild loops); a model re-registers
+# its groups at every forward
+_GROUPS = LiveRegistry("layer group", "call cupysteer.torch.grouped.expand_together(model) in "
+                                      "this process")
 
 
 def _register(group: _Group) -> int:
-    with _lock:
-        live = _GROUPS.get(group.key)
-        if live is None:
-            live = _GROUPS[group.key] = weakref.WeakValueDictionary()
-        live[id(group)] = group
-    return group.key
+    return _GROUPS.add(group.key, group)
 
 
 def _group(key: int) -> _Group:
-    with _lock:
-        for group in list(_GROUPS.get(key, {}).values()):
-            return group
-        _GROUPS.pop(key, None)
-    raise KeyError(f"no layer group registered under key {key}; call "
-                   f"cupysteer.torch.grouped.expand_together(model) in this process")
+    return _GROUPS.get(key)
 
 
 def _run(method: str, x: Tensor, key: int) -> Tensor:

@@ -28,7 +28,7 @@ from ..backends.numpy_backend import blas_threads
 from ..basis import LayerBasis
 from . import native
 
-__all__ = ["register_basis", "expand", "adjoint", "CachedExpand"]
+__all__ = ["register_basis", "expand", "adjoint", "CachedExpand", "LiveRegistry"]
 
 # ---- basis registry ----------------------------------------------------------------------
 # Operators take plain ints, so bases are registered under a key derived from their content
@@ -36,9 +36,34 @@ __all__ = ["register_basis", "expand", "adjoint", "CachedExpand"]
 # registered under a key is held (weakly) in that key's set: the key resolves while any of
 # them lives.
 
-_lock = threading.Lock()
-# (by id: equal bases compare equal, and each object must keep its own weak entry)
-_BASES: "dict[int, weakref.WeakValueDictionary]" = {}
+class LiveRegistry:
+    """Objects by operator key, held weakly and by id (equal objects compare equal, yet each
+    keeps its own entry): a key resolves while ANY object registered under it lives, so an
+    EMA copy or an equal twin keeps working after the first registrant is gone."""
+
+    def __init__(self, what: str, hint: str):
+        self._what, self._hint = what, hint
+        self._lock = threading.Lock()
+        self._live: "dict[int, weakref.WeakValueDictionary]" = {}
+
+    def add(self, key: int, obj) -> int:
+        with self._lock:
+            live = self._live.get(key)
+            if live is None:
+                live = self._live[key] = weakref.WeakValueDictionary()
+            live[id(obj)] = obj
+        return key
+
+    def get(self, key: int):
+        with self._lock:
+            for obj in list(self._live.get(key, {}).values()):
+                return obj
+            self._live.pop(key, None)
+        raise KeyError(f"no {self._what} registered under key {key}; {self._hint}")
+
+
+_BASES = LiveRegistry("LayerBasis", "call cupysteer.torch.register_basis(basis) in this "
+                                    "process (layers do this themselves at every call)")
 
 
 def _digest(basis: LayerBasis) -> int:
@@ -62,22 +87,11 @@ def register_basis(basis: LayerBasis) -> int:
     if key is None:
         key = _digest(basis)
         basis.__dict__["_torch_key"] = key
-    with _lock:
-        live = _BASES.get(key)
-        if live is None:
-            live = _BASES[key] = weakref.WeakValueDictionary()
-        live[id(basis)] = basis
-    return key
+    return _BASES.add(key, basis)
 
 
 def _basis(key: int) -> LayerBasis:
-    with _lock:
-        for basis in list(_BASES.get(key, {}).values()):
-            return basis
-        _BASES.pop(key, None)
-    raise KeyError(f"no LayerBasis registered under key {key}; call "
-                   f"cupysteer.torch.register_basis(basis) in this process (layers do this "
-                   f"themselves at every call)")
+    return _BASES.get(key)
 
 
 _COMPUTE = (torch.float32, torch.float64)
