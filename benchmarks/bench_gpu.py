@@ -6,8 +6,9 @@
 
 Per layer (float32 weights → float32 filters), all measured in the same run on the same device:
 
-* fused:   ``CupyExpander(plan)`` — one launch of kernels/expand.cu (block filling + change of
-           basis), forward, and forward + adjoint (weight gradient of ⟨K(w), G⟩);
+* fused:   ``CupyExpander(plan)`` — one launch of kernels/expand_v2.cu (block filling + change
+           of basis), forward, and forward + adjoint (weight gradient of ⟨K(w), G⟩); the
+           ``fused_v1_*`` columns: ``method="fused_v1"`` (kernels/expand.cu) beside it;
 * padded:  ``CupyExpander(plan, method='padded')`` — e2cnn's storage (one padded basis per
            pair of representation names), one cuBLAS GEMM per block and a scatter (the
            baseline of the seed);
@@ -57,7 +58,6 @@ import numpy as np  # noqa: E402
 import cupysteer as cs  # noqa: E402
 from cupysteer import r3  # noqa: E402
 from cupysteer.backends import cupy_backend as cb  # noqa: E402
-from cupysteer.backends.kernel_source import forward_args, name_expression  # noqa: E402
 from cupysteer.backends.launch import launch_config  # noqa: E402
 from cupysteer.backends.packing import pack_plans  # noqa: E402
 
@@ -266,15 +266,19 @@ def bench(name, layers, cupy, torch, args, latency, bandwidth):
          "plan_device_bytes": fused.device_bytes}
     # the forward kernel alone: arguments, output and launch configuration prepared once (what
     # remains is the launch and the kernel; CupyExpander.expand adds checks and an allocation)
-    t = fused._tables()
-    cfg = fused.config("forward", args.batch)
+    # (the backend's PreparedLaunch: the kernel call with its argument tuple, v1 or v2)
     out = cupy.empty((args.batch, p.filter_size), cupy.float32)
-    kern = fused._module(False).get_function(name_expression("forward", np.float32))
-    kargs = forward_args(w, p.dim, t["basis"], t["cob"], t["fieldpairs"], t["blocks"],
-                         t["positions"], out, p.filter_size, cfg)
-    r["fused_kernel_s"] = cupy_time(
-        cupy, lambda: kern(cfg.grid, cfg.block, kargs, shared_mem=cfg.shared_mem), **T)
+    launch = fused._launch("forward", None, args.batch, cupy.cuda.Device().id)
+    r["fused_kernel_s"] = cupy_time(cupy, lambda: launch(w, out), **T)
     assert float(cupy.abs(out.reshape(kf.shape) - cupy.asarray(kf)).max()) == 0.0
+    # the v1 kernels (method="fused_v1", kernels/expand.cu) measured beside v2 (issue 14)
+    v1 = cb.CupyExpander(plans, np.float32, method="fused_v1")
+    r["rel_err_v1_v2"] = float(np.abs(cupy.asnumpy(v1.expand(w)) - kf).max()
+                               / np.abs(ref).max())
+    r["fused_v1_fwd_s"] = cupy_time(cupy, lambda: v1.expand(w), **T)
+    r["fused_v1_fwd_adj_s"] = cupy_time(cupy, lambda: (v1.expand(w), v1.adjoint(G)), **T)
+    r["v1_over_v2_fwd"] = r["fused_v1_fwd_s"] / r["fused_fwd_s"]
+    r["v1_over_v2_fwd_adj"] = r["fused_v1_fwd_adj_s"] / r["fused_fwd_adj_s"]
     if padded is not None:
         r["rel_err_padded"] = float(np.abs(cupy.asnumpy(padded.expand(w)) - ref).max()
                                     / np.abs(ref).max())
@@ -335,6 +339,40 @@ def bench_per_layer(r, layers, cupy, args):
     r["per_layer_over_grouped_fwd"] = r["per_layer_fwd_s"] / r["fused_fwd_s"]
     r["per_layer_over_grouped_fwd_adj"] = r["per_layer_fwd_adj_s"] / r["fused_fwd_adj_s"]
     return r
+
+
+def print_predicted(device_name, results, quick) -> dict:
+    """Print benchmarks/cost_model.py's predictions (v1 / v2 kernel time, forward and adjoint,
+    µs) beside the measured fused times, so that a device run also tests the model; returns
+    {layer: {column: seconds}} for the JSON."""
+    if HERE not in sys.path:
+        sys.path.insert(0, HERE)
+    try:
+        import cost_model  # benchmarks/cost_model.py (no GPU needed)
+        dev = cost_model.DEVICES["h100" if "H100" in str(device_name) else "h200"]
+        rows = {r["name"]: r for r in cost_model.predict_all(dev, quick)}
+    except Exception as exc:  # the model is an aid: never lose the measurements over it
+        print(f"cost model unavailable ({type(exc).__name__}: {exc})")
+        return {}
+    cols = ("v1_forward", "v1_adjoint", "v2_forward", "v2_adjoint")
+    print(f"\npredicted by benchmarks/cost_model.py for {dev.name} (kernel + launch, us) "
+          f"beside measured fused (us)")
+    print("%-30s %9s %9s %9s %9s | %9s %9s %9s %9s" % (
+        "layer", "pred v1 f", "pred v1 a", "pred v2 f", "pred v2 a", "meas v1 f", "meas v1 fa",
+        "meas v2 f", "meas v2 fa"))
+    out = {}
+    for r in results:
+        p = rows.get(r["name"])
+        if p is None:
+            continue
+        out[r["name"]] = {c: p[c]["s"] for c in cols}
+        meas = [r.get(k) for k in ("fused_v1_fwd_s", "fused_v1_fwd_adj_s", "fused_fwd_s",
+                                   "fused_fwd_adj_s")]
+        print("%-30s %9.1f %9.1f %9.1f %9.1f | %9s %9s %9s %9s" % (
+            r["name"][:30], *(1e6 * p[c]["s"] for c in cols),
+            *("-" if m is None else f"{1e6 * m:.1f}" for m in meas)))
+    print("(predicted adjoint alone; measured: forward, and forward + adjoint)")
+    return out
 
 
 class JsonLines:
@@ -452,6 +490,10 @@ def main(argv=None):
         f"{opt(r, 'padded_fwd_adj_s', '%.1f', 1e6)}"
         + (f" / e2cnn {1e6 * r['e2cnn_fwd_adj_s']:.1f}" if "e2cnn_fwd_adj_s" in r else "")
         for r in results))
+    print("\nv1 (expand.cu) vs v2 (expand_v2.cu), measured (us): " + ", ".join(
+        f"{r['name']}: fwd {1e6 * r['fused_v1_fwd_s']:.1f} / {1e6 * r['fused_fwd_s']:.1f}, "
+        f"fwd+adj {1e6 * r['fused_v1_fwd_adj_s']:.1f} / {1e6 * r['fused_fwd_adj_s']:.1f}"
+        for r in results))
     print(f"whole network / largest layer: forward {summary['network_over_largest_fwd']:.2f}, "
           f"forward+adjoint {summary['network_over_largest_fwd_adj']:.2f} "
           f"(target <= {TARGETS['network_vs_largest']})")
@@ -460,10 +502,11 @@ def main(argv=None):
           f"{net['per_layer_over_grouped_fwd_adj']:.2f}")
     print(f"targets: e2cnn/fused >= {TARGETS['vs_e2cnn']}, padded/fused >= "
           f"{TARGETS['vs_padded']}, fused/floor <= {TARGETS['vs_floor']}")
+    predicted = print_predicted(env["device"], results, args.quick)
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"env": env, "results": results, "summary": summary,
-                       "targets": TARGETS}, f, indent=1)
+                       "targets": TARGETS, "predicted": predicted}, f, indent=1)
         print(f"wrote {args.json}")
     return 0
 

@@ -20,4 +20,32 @@ CUPYSTEER_HD T cs_fma(T a, T b, T c) {
     return a * b + c;
 }
 
+// ---- additions for expand_v2.cu ------------------------------------------------------------
+
+// Sum over the 32 lanes of a warp by a butterfly of xor shuffles (offsets 16, 8, 4, 2, 1):
+// every lane ends with the same value, and the order of the additions is fixed (IEEE
+// addition is commutative, so lanes l and l^o compute bit-identical partial sums):
+// deterministic run to run. Every lane of the warp must call it (full mask).
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+template <typename T>
+__device__ __forceinline__ T cs_warp_sum(T v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+#else
+template <typename T>
+inline T cs_warp_sum(T v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+#endif
+
+// Two consecutive elements loaded as one (8 bytes for float, 16 for double): only through a
+// pointer whose alignment the launch configuration has proven (LaunchConfigV2.vec == 2).
+template <typename T>
+struct alignas(2 * sizeof(T)) cs_pair {
+    T x, y;
+};
+
 #endif  // CUPYSTEER_COMMON_CUH

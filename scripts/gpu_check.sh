@@ -5,6 +5,9 @@
 #   bash scripts/gpu_check.sh provenance      # BEFORE copying the tree to the GPU machine (the
 #                                             # copy has no .git): writes GPU_PROVENANCE.txt
 #   bash scripts/gpu_check.sh quick           # GPU tests + benchmark, <= 480 s of timeouts
+#                                             # (v2 kernels = method "fused", the default; the
+#                                             # benchmark measures method "fused_v1" beside it:
+#                                             # fused_v1_fwd_s / v1_over_v2_* columns, issue 14)
 #   bash scripts/gpu_check.sh sanitize        # compute-sanitizer memcheck + racecheck on
 #                                             # cupysteer's own kernels, <= 480 s of timeouts
 #   bash scripts/gpu_check.sh --dry-run MODE  # print MODE's steps and timeouts, run nothing
@@ -181,7 +184,8 @@ PYEOF
     exit $?
 fi
 
-# ---- sanitize: compute-sanitizer on cupysteer's kernels (expand_forward / expand_adjoint) --
+# ---- sanitize: compute-sanitizer on cupysteer's kernels (expand_forward / expand_adjoint,
+# their _v2 forms and expand_reduce_v2: all match --kernel-name kns=expand_) -----------------
 SANITIZER="$(command -v compute-sanitizer || true)"
 for d in "${CUDA_HOME:-}" "${CUDA_PATH:-}" /usr/local/cuda; do
     [ -z "$SANITIZER" ] && [ -n "$d" ] && [ -x "$d/bin/compute-sanitizer" ] && SANITIZER="$d/bin/compute-sanitizer"

@@ -6,7 +6,10 @@
 the packed plan is uploaded once per device; launches go to the current CuPy stream. Every
 shape, dtype, device and contiguity check happens in Python before a launch.
 
-``method``: ``"fused"`` (default; block filling + change of basis in one kernel) or
+``method``: ``"fused"`` (default; the v2 kernels of ``kernels/expand_v2.cu``: block filling +
+change of basis in one kernel, the adjoint parallel over point tiles with a fixed-order second
+pass, dynamic shared memory up to the device's opt-in limit), ``"fused_v1"`` (the kernels of
+``kernels/expand.cu``, 48 KiB per CUDA block, kept until a GPU run has compared the two) or
 ``"padded"`` (e2cnn's storage and one cuBLAS GEMM per block, the baseline kept for
 benchmarks: :mod:`cupysteer.backends.padded`, which this class delegates to).
 
@@ -30,16 +33,28 @@ from . import padded
 from .kernel_source import (
     COMPILE_OPTIONS,
     HALF_OPTIONS,
+    KERNEL_FILES,
     adjoint_args,
     all_name_expressions,
     forward_args,
     kernel_source,
     name_expression,
 )
-from .launch import SHARED_MEMORY_LIMIT, THREADS, LaunchConfig, PreparedLaunch, launch_config
+from .launch import (
+    SHARED_MEMORY_LIMIT,
+    THREADS,
+    LaunchConfig,
+    PreparedLaunch,
+    launch_config,
+)
+from .launch_v2 import SMS_DEFAULT, launch_config_v2, prepare_v2
 from .packing import pack_plans
 
-__all__ = ["CupyExpander", "is_available", "import_cupy", "compile_module"]
+__all__ = ["CupyExpander", "is_available", "import_cupy", "compile_module", "METHODS",
+           "device_limits"]
+
+#: the methods of CupyExpander
+METHODS = ("fused", "fused_v1", "padded")
 
 _MODULES: dict = {}
 _LOCK = threading.Lock()
@@ -71,23 +86,34 @@ def is_available() -> bool:
         return False
 
 
-def compile_module(cupy, half: bool):
-    """``cupy.RawModule`` of ``expand.cu``: the source, options and name expressions of
-    :mod:`.kernel_source` (``half``: also the float16 / bfloat16 output kernels)."""
-    return cupy.RawModule(code=kernel_source("expand.cu"),
+def compile_module(cupy, half: bool, version: int = 1):
+    """``cupy.RawModule`` of ``expand.cu`` (``version`` 2: ``expand_v2.cu``): the source,
+    options and name expressions of :mod:`.kernel_source` (``half``: also the float16 /
+    bfloat16 output kernels)."""
+    name = KERNEL_FILES["fused" if version == 2 else "fused_v1"]
+    return cupy.RawModule(code=kernel_source(name),
                           options=HALF_OPTIONS if half else COMPILE_OPTIONS,
-                          name_expressions=all_name_expressions(half))
+                          name_expressions=all_name_expressions(half, version))
 
 
-def _module(half: bool):
-    """The RawModule for the current device (memoised per device and options)."""
+def _module(half: bool, version: int = 1):
+    """The RawModule for the current device (memoised per device, options and version)."""
     cupy = import_cupy()
     dev = cupy.cuda.Device().id
-    key = (dev, half)
+    key = (dev, half, version)
     with _LOCK:
         if key not in _MODULES:
-            _MODULES[key] = compile_module(cupy, half)
+            _MODULES[key] = compile_module(cupy, half, version)
         return _MODULES[key]
+
+
+def device_limits(cupy, dev: int) -> tuple:
+    """(dynamic shared memory a kernel may opt in to per CUDA block, SM count) of device
+    ``dev``, from its attributes ``MaxSharedMemoryPerBlockOptin`` / ``MultiProcessorCount``
+    (48 KiB and 132 where the runtime does not say)."""
+    attrs = getattr(cupy.cuda.Device(dev), "attributes", None) or {}
+    return (max(SHARED_MEMORY_LIMIT, int(attrs.get("MaxSharedMemoryPerBlockOptin", 0))),
+            int(attrs.get("MultiProcessorCount", SMS_DEFAULT)))
 
 
 class CupyExpander:
@@ -102,12 +128,15 @@ class CupyExpander:
     #: ``shared_limit`` (the CPU emulation does, to force several tiles per field pair)
     threads: int = THREADS
     shared_limit: int = SHARED_MEMORY_LIMIT
+    #: the v2 kernels' limit (None: the device's opt-in limit, :func:`device_limits`)
+    shared_limit_v2: int | None = None
 
     def __init__(self, plans: ExpansionPlan | Sequence[ExpansionPlan], dtype=np.float32,
                  method: str = "fused", padded_blocks: Sequence[list] | None = None):
         plans = [plans] if isinstance(plans, ExpansionPlan) else list(plans)
-        if method not in ("fused", "padded"):
-            raise ValueError(f"method must be 'fused' or 'padded', got {method!r}")
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS} ('fused': the v2 kernels, "
+                             f"'fused_v1': expand.cu), got {method!r}")
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
@@ -138,14 +167,27 @@ class CupyExpander:
         """The ``cupy`` module."""
         return import_cupy()
 
-    def _module(self, half: bool):
-        """The compiled kernels (``half``: the module with the half-precision outputs)."""
-        return _module(half)
+    def _module(self, half: bool, version: int = 1):
+        """The compiled kernels (``half``: the module with the half-precision outputs;
+        ``version`` 2: expand_v2.cu)."""
+        return _module(half, version)
 
-    def config(self, kind: str, batch: int) -> LaunchConfig:
-        """The launch configuration of ``kind`` ('forward' or 'adjoint') for ``batch`` items."""
-        return launch_config(self.packed, kind, batch, self.dtype.itemsize,
-                             threads=self.threads, shared_limit=self.shared_limit)
+    @property
+    def version(self) -> int:
+        """2 for method 'fused' (expand_v2.cu), 1 for 'fused_v1' (expand.cu)."""
+        return 2 if self.method == "fused" else 1
+
+    def config(self, kind: str, batch: int, dev: int | None = None):
+        """The launch configuration of ``kind`` ('forward' or 'adjoint') for ``batch`` items
+        (v2: on device ``dev``, default the current one, with its opt-in shared memory)."""
+        if self.version == 1:
+            return launch_config(self.packed, kind, batch, self.dtype.itemsize,
+                                 threads=self.threads, shared_limit=self.shared_limit)
+        cupy = self._cupy()
+        optin, sms = device_limits(cupy, cupy.cuda.Device().id if dev is None else dev)
+        limit = optin if self.shared_limit_v2 is None else min(optin, self.shared_limit_v2)
+        return launch_config_v2(self.packed, kind, batch, self.dtype.itemsize,
+                                threads=self.threads, shared_limit=limit, sms=sms)
 
     # ---- device state ----------------------------------------------------------------------
     def _tables(self):
@@ -167,6 +209,8 @@ class CupyExpander:
                          ", or use method='fused'" if self.method == "padded" else ""))
         t = dict(fieldpairs=cupy.asarray(p.fieldpairs), blocks=cupy.asarray(p.blocks),
                  positions=cupy.asarray(p.positions),
+                 **(dict(entries=cupy.asarray(p.entries), entry_ptr=cupy.asarray(p.entry_ptr))
+                    if self.method == "fused" else {}),
                  basis=cupy.asarray(p.basis.astype(self.dtype)),
                  cob=cupy.asarray(p.cob.astype(self.dtype)))
         if self._padded_host is not None:
@@ -180,7 +224,8 @@ class CupyExpander:
         """Bytes of the plan tables on one device (the fused method's whole footprint)."""
         p = self.packed
         item = self.dtype.itemsize
-        return int(p.fieldpairs.nbytes + p.blocks.nbytes + p.positions.nbytes
+        v2 = p.entries.nbytes + p.entry_ptr.nbytes if self.method == "fused" else 0
+        return int(p.fieldpairs.nbytes + p.blocks.nbytes + p.positions.nbytes + v2
                    + (len(p.basis) + len(p.cob)) * item)
 
     def _check(self, x, name, shape_tail, dev):
@@ -224,7 +269,7 @@ class CupyExpander:
 
     # ---- the host path: prepared once per (kind, output type, batch, device) ----------------
     def _launch(self, kind: str, out_name, batch: int, dev: int) -> PreparedLaunch:
-        key = (kind, out_name, batch, dev, self.threads, self.shared_limit)
+        key = (kind, out_name, batch, dev, self.threads, self.shared_limit, self.shared_limit_v2)
         entry = self._launches.get(key)
         if entry is None:
             with self._lock:
@@ -242,8 +287,13 @@ class CupyExpander:
                 f"inside a CUDA graph capture; the plan upload and kernel lookup must happen "
                 f"before: call .prepare(batch={batch}) or run one step before capturing")
         t = self._tables_locked(cupy, dev)
-        cfg = self.config(kind, batch)
+        cfg = self.config(kind, batch)  # on the current device, dev
         p = self.packed
+        out_dtype = self.dtype if out_name is None else _STORAGE[out_name]
+        if self.version == 2:
+            entry = self._prepare_v2(cupy, t, cfg, kind, out_name, out_dtype, batch)
+            self._launches[key] = entry
+            return entry
         data, out = object(), object()
         if kind == "forward":
             args = forward_args(data, p.dim, t["basis"], t["cob"], t["fieldpairs"], t["blocks"],
@@ -251,12 +301,25 @@ class CupyExpander:
         else:
             args = adjoint_args(data, p.filter_size, t["basis"], t["cob"], t["fieldpairs"],
                                 t["blocks"], t["positions"], out, p.dim, cfg)
-        out_dtype = self.dtype if out_name is None else _STORAGE[out_name]
         kern = self._module(out_name is not None).get_function(
             name_expression(kind, self.dtype, out_name))
         entry = PreparedLaunch(kern, cfg, args, data, out, out_dtype)
         self._launches[key] = entry
         return entry
+
+    def _kernel_v2(self, kind, out_name, shared_mem):
+        """The v2 kernel, opted in to ``shared_mem`` bytes of dynamic shared memory when that
+        is above CUDA's 48 KiB default."""
+        kern = self._module(out_name is not None, 2).get_function(
+            name_expression(kind, self.dtype, out_name, version=2))
+        if shared_mem > SHARED_MEMORY_LIMIT:
+            kern.max_dynamic_shared_size_bytes = int(shared_mem)
+        return kern
+
+    def _prepare_v2(self, cupy, t, cfg, kind, out_name, out_dtype, batch):
+        return prepare_v2(lambda k, shared: self._kernel_v2(k, out_name if k == "forward"
+                                                            else None, shared),
+                          cupy, t, self.packed, cfg, kind, out_dtype, batch, self.dtype)
 
     def prepare(self, batch: int = 1, out_dtype=None) -> None:
         """Upload the plan and prepare the forward and adjoint launches for ``batch`` items on
@@ -279,7 +342,7 @@ class CupyExpander:
             raise ValueError(f"out_dtype must be 'float16' or 'bfloat16' with float32 "
                              f"weights, got {out_dtype!r}")
         if self.method == "padded":
-            raise ValueError("out_dtype is only supported by method='fused'")
+            raise ValueError("out_dtype is only supported by method='fused' / 'fused_v1'")
         return _OUT_DTYPES[key]
 
     def _new(self, shape, dtype, what):

@@ -21,11 +21,15 @@ from pathlib import Path
 import numpy as np
 
 from .launch import LaunchConfig
-from .packing import BLOCK_COLUMNS, FIELDPAIR_COLUMNS, PackedPlan
+from .packing import BLOCK_COLUMNS, ENTRY_COLUMNS, FIELDPAIR_COLUMNS, PackedPlan
 
 __all__ = ["kernel_source", "kernel_dir", "table_defines", "table_macros", "COMPILE_OPTIONS",
            "HALF_OPTIONS", "name_expression", "all_name_expressions", "forward_args",
-           "adjoint_args", "ACCUMULATOR", "OUTPUT_TYPES"]
+           "adjoint_args", "ACCUMULATOR", "OUTPUT_TYPES", "KERNEL_FILES", "entry_defines",
+           "forward_args_v2", "adjoint_args_v2", "reduce_args_v2"]
+
+#: the kernel file of each fused method
+KERNEL_FILES = {"fused_v1": "expand.cu", "fused": "expand_v2.cu"}
 
 COMPILE_OPTIONS = ("-std=c++17",)
 HALF_OPTIONS = ("-std=c++17", "-DCUPYSTEER_HALF")
@@ -75,10 +79,18 @@ def kernel_dir() -> Path:
     return d
 
 
+def entry_defines() -> str:
+    """``#define ENT_<COLUMN> i`` / ``ENT_FIELDS`` of :data:`~.packing.ENTRY_COLUMNS`
+    (prepended to expand_v2.cu only)."""
+    lines = [f"#define ENT_{c.upper()} {i}" for i, c in enumerate(ENTRY_COLUMNS)]
+    return "\n".join(lines + [f"#define ENT_FIELDS {len(ENTRY_COLUMNS)}"]) + "\n"
+
+
 @lru_cache(maxsize=None)
 def kernel_source(name: str = "expand.cu") -> str:
     """The source of ``name`` with local ``#include "…"`` files inlined (NVRTC then needs
-    no include path for them), preceded by :func:`table_defines`."""
+    no include path for them), preceded by :func:`table_defines` (and, for expand_v2.cu,
+    :func:`entry_defines`)."""
     root = kernel_dir()
 
     def inline(fname, seen):
@@ -89,7 +101,8 @@ def kernel_source(name: str = "expand.cu") -> str:
         return re.sub(r'^#include "([^"]+)"\s*$',
                       lambda m: inline(m.group(1), seen), text, flags=re.M)
 
-    return table_defines() + inline(name, set())
+    head = table_defines() + (entry_defines() if name == "expand_v2.cu" else "")
+    return head + inline(name, set())
 
 
 def _ctype(dtype) -> str:
@@ -99,8 +112,16 @@ def _ctype(dtype) -> str:
     return _CTYPE[dtype]
 
 
-def name_expression(kind: str, dtype, out: str | None = None) -> str:
-    """The template instantiation for ``kind`` ('forward' or 'adjoint') and weight dtype."""
+def name_expression(kind: str, dtype, out: str | None = None, version: int = 1) -> str:
+    """The template instantiation for ``kind`` ('forward' or 'adjoint'; version 2 also
+    'reduce', the adjoint's second pass) and weight dtype; ``version`` 1: expand.cu,
+    2: expand_v2.cu (the same names with a ``_v2`` suffix)."""
+    if version == 2:
+        if kind == "reduce":
+            return f"expand_reduce_v2<{_ctype(dtype)}>"
+        return name_expression(kind, dtype, out).replace("<", "_v2<", 1)
+    if version != 1:
+        raise ValueError(f"version must be 1 or 2, got {version!r}")
     t = _ctype(dtype)
     acc = ACCUMULATOR[t]
     if kind == "forward":
@@ -114,11 +135,13 @@ def name_expression(kind: str, dtype, out: str | None = None) -> str:
     raise ValueError(f"kind must be 'forward' or 'adjoint', got {kind!r}")
 
 
-def all_name_expressions(half: bool = False) -> list[str]:
-    names = [name_expression(k, d) for d in (np.float32, np.float64)
-             for k in ("forward", "adjoint")]
+def all_name_expressions(half: bool = False, version: int = 1) -> list[str]:
+    kinds = ("forward", "adjoint") + (("reduce",) if version == 2 else ())
+    names = [name_expression(k, d, version=version) for d in (np.float32, np.float64)
+             for k in kinds]
     if half:
-        names += [name_expression("forward", np.float32, o) for o in ("__half", "__nv_bfloat16")]
+        names += [name_expression("forward", np.float32, o, version)
+                  for o in ("__half", "__nv_bfloat16")]
     return names
 
 
@@ -138,3 +161,28 @@ def adjoint_args(grad_filter, filter_stride: int, basis, cob, fieldpairs, blocks
     return (grad_filter, np.int64(filter_stride), basis, cob, fieldpairs, blocks, positions,
             grad_weights, np.int64(weight_stride), np.int32(cfg.tile), np.int32(cfg.rows),
             np.int32(cfg.max_weights), np.int32(cfg.passes))
+
+
+def forward_args_v2(weights, batch_stride: int, basis, cob, fieldpairs, blocks, positions,
+                    entries, entry_ptr, out, out_stride: int, cfg) -> tuple:
+    """Arguments of ``expand_forward_v2`` in order (``cfg``: a
+    :class:`~cupysteer.backends.launch_v2.LaunchConfigV2`)."""
+    return (weights, np.int64(batch_stride), basis, cob, fieldpairs, blocks, positions, entries,
+            entry_ptr, out, np.int64(out_stride), np.int32(cfg.tile), np.int32(cfg.rows),
+            np.int32(cfg.cols), np.int32(cfg.col_tiles), np.int32(cfg.max_weights),
+            np.int32(cfg.vec))
+
+
+def adjoint_args_v2(grad_filter, filter_stride: int, basis, cob, fieldpairs, blocks, positions,
+                    dst, dst_stride: int, dim: int, cfg) -> tuple:
+    """Arguments of ``expand_adjoint_v2`` in order: ``dst`` is the weight gradient
+    (``cfg.tiles == 1``, ``dst_stride`` = dim) or the partial sums (batch, tiles, dim)
+    (``dst_stride`` = tiles·dim), tile t's at ``t·dim``."""
+    return (grad_filter, np.int64(filter_stride), basis, cob, fieldpairs, blocks, positions,
+            dst, np.int64(dst_stride), np.int64(dim), np.int32(cfg.tile), np.int32(cfg.tiles),
+            np.int32(cfg.rows), np.int32(cfg.max_weights), np.int32(cfg.passes))
+
+
+def reduce_args_v2(partial, tiles: int, dim: int, grad_weights) -> tuple:
+    """Arguments of ``expand_reduce_v2``: grad[z, i] = Σ_t partial[z, t, i], t increasing."""
+    return (partial, np.int32(tiles), np.int64(dim), grad_weights)

@@ -24,8 +24,8 @@ import numpy as np
 
 from .packing import BLK, FP, PackedPlan
 
-__all__ = ["LaunchConfig", "launch_config", "PreparedLaunch", "SHARED_MEMORY_LIMIT", "THREADS",
-           "MIN_TILE"]
+__all__ = ["LaunchConfig", "launch_config", "PreparedLaunch", "PreparedTwoPass",
+           "SHARED_MEMORY_LIMIT", "THREADS", "MIN_TILE"]
 
 #: dynamic shared memory one CUDA block may use without opting in
 SHARED_MEMORY_LIMIT = 48 * 1024
@@ -245,3 +245,21 @@ class PreparedLaunch:
         cfg = self.config
         self.kernel(cfg.grid, cfg.block, self._head + (data,) + self._mid + (out,) + self._tail,
                     shared_mem=cfg.shared_mem)
+
+
+class PreparedTwoPass:
+    """Two prepared launches through a workspace: ``first(data, work)`` then
+    ``second(work, out)``, the workspace new from ``alloc()`` on every call (CuPy's pool:
+    stream-ordered, so concurrent calls on different streams never share one). The v2
+    adjoint with several point tiles: partial sums per tile, then their fixed-order sum."""
+
+    __slots__ = ("first", "second", "config", "out_dtype", "_alloc")
+
+    def __init__(self, first: PreparedLaunch, second: PreparedLaunch, alloc):
+        self.first, self.second, self._alloc = first, second, alloc
+        self.config, self.out_dtype = first.config, second.out_dtype
+
+    def __call__(self, data, out) -> None:
+        work = self._alloc()
+        self.first(data, work)
+        self.second(work, out)

@@ -46,7 +46,7 @@ import numpy as np
 from ..plan import ExpansionPlan
 
 __all__ = ["PackedPlan", "pack_plans", "FIELDPAIR_COLUMNS", "BLOCK_COLUMNS", "FP", "BLK",
-           "FP_FIELDS", "BLK_FIELDS"]
+           "FP_FIELDS", "BLK_FIELDS", "ENTRY_COLUMNS", "ENT", "ENT_FIELDS", "pack_entries"]
 
 #: columns of ``PackedPlan.fieldpairs``, in order (the kernels' ``FP_<NAME>`` constants)
 FIELDPAIR_COLUMNS = ("out_offset", "out_size", "out_cob", "in_offset", "in_size", "in_cob",
@@ -58,6 +58,13 @@ BLOCK_COLUMNS = ("row", "col", "d_out", "d_in", "count", "basis_offset", "weight
 FP = namedtuple("FieldPairColumns", FIELDPAIR_COLUMNS)(*range(len(FIELDPAIR_COLUMNS)))
 BLK = namedtuple("BlockColumns", BLOCK_COLUMNS)(*range(len(BLOCK_COLUMNS)))
 FP_FIELDS, BLK_FIELDS = len(FIELDPAIR_COLUMNS), len(BLOCK_COLUMNS)
+#: columns of ``PackedPlan.entries`` (the v2 kernels' ``ENT_<NAME>`` constants): one row per
+#: nonzero entry (row, col) of K̃ of a template — entry (a, c) of a block — with the offset of
+#: its basis values for element 0 (``basis_offset + (a·d_in + c)·P``), the block's first
+#: position slot, its element count and the stride between its elements (d_out·d_in·P)
+ENTRY_COLUMNS = ("row", "col", "basis_offset", "slot", "count", "estride")
+ENT = namedtuple("EntryColumns", ENTRY_COLUMNS)(*range(len(ENTRY_COLUMNS)))
+ENT_FIELDS = len(ENTRY_COLUMNS)
 
 
 def _table(columns: Sequence[str], values: dict) -> np.ndarray:
@@ -85,6 +92,11 @@ class PackedPlan:
     max_fieldpair_weights: int
     # (n_templates + 1,) int64: template t is blocks[template_ptr[t]:template_ptr[t + 1]]
     template_ptr: np.ndarray = None
+    # v2 kernels (:func:`pack_entries`): (E, ENT_FIELDS) int64, every template's entries
+    # sorted by (row, col); entry_ptr (B + 1,): a template's blocks b0:b1 own the entries
+    # entry_ptr[b0]:entry_ptr[b1]
+    entries: np.ndarray = None
+    entry_ptr: np.ndarray = None
 
     @property
     def num_fieldpairs(self) -> int:
@@ -97,7 +109,7 @@ def pack_plans(plans: Sequence[ExpansionPlan]) -> PackedPlan:
     plans = list(plans)
     if not plans:
         raise ValueError("plans must contain at least one ExpansionPlan")
-    fps, templ_blocks, templ_pos, basis, cob = [], [], [], [], []
+    fps, templ_blocks, templ_pos, basis, cob, templ_points = [], [], [], [], [], []
     templates: dict = {}
     n_blocks = n_pos = 0
     w_off = f_off = b_off = c_off = 0
@@ -144,6 +156,7 @@ def pack_plans(plans: Sequence[ExpansionPlan]) -> PackedPlan:
                 templ = local[sel]
                 templ[:, BLK.weight_offset] = offs
                 templ_blocks.append(templ)
+                templ_points.append(np.full(b1 - b0, P, np.int64))
                 templ_pos.append(rel)
                 templates[key] = (n_blocks, n_blocks + b1 - b0)
                 n_blocks += b1 - b0
@@ -167,8 +180,12 @@ def pack_plans(plans: Sequence[ExpansionPlan]) -> PackedPlan:
     fieldpairs = np.ascontiguousarray(np.concatenate(fps), np.int64)
     blocks = np.concatenate(templ_blocks) if templ_blocks else np.zeros((0, BLK_FIELDS))
     positions = np.concatenate(templ_pos) if templ_pos else np.zeros(0)
+    tptr = np.array(sorted({0, *(e for _, e in templates.values())}), np.int64)
+    blocks = np.ascontiguousarray(blocks, np.int64)
+    entries, entry_ptr = pack_entries(
+        blocks, np.concatenate(templ_points) if templ_points else np.zeros(0, np.int64), tptr)
     return PackedPlan(
-        fieldpairs=fieldpairs, blocks=np.ascontiguousarray(blocks, np.int64),
+        fieldpairs=fieldpairs, blocks=blocks,
         positions=np.ascontiguousarray(positions, np.int64),
         basis=np.concatenate(basis), cob=np.concatenate(cob), dim=w_off, filter_size=f_off,
         weight_offsets=tuple(weight_offsets), filter_offsets=tuple(filter_offsets),
@@ -176,6 +193,32 @@ def pack_plans(plans: Sequence[ExpansionPlan]) -> PackedPlan:
         max_out_size=int(fieldpairs[:, FP.out_size].max()),
         max_in_size=int(fieldpairs[:, FP.in_size].max()),
         max_fieldpair_weights=max_fp_w,
-        template_ptr=np.array(sorted({0, *(e for _, e in templates.values())}), np.int64))
+        template_ptr=tptr, entries=entries, entry_ptr=entry_ptr)
+
+
+def pack_entries(blocks: np.ndarray, points: np.ndarray, template_ptr: np.ndarray) -> tuple:
+    """(entries, entry_ptr) of the v2 kernels: one row per entry (a, c) of every block
+    (columns :data:`ENTRY_COLUMNS`), each template's entries sorted by (row, col) (blocks are
+    disjoint: no two entries of a template share (row, col)); ``entry_ptr[b]`` = Σ of
+    d_out·d_in over the blocks before b, so template t owns
+    ``entries[entry_ptr[template_ptr[t]]:entry_ptr[template_ptr[t + 1]]]``. ``points``: P of
+    every block's layer."""
+    dd = blocks[:, BLK.d_out] * blocks[:, BLK.d_in]
+    entry_ptr = np.concatenate([[0], np.cumsum(dd)]).astype(np.int64)
+    n = int(entry_ptr[-1])
+    if n == 0:
+        return np.zeros((0, ENT_FIELDS), np.int64), entry_ptr
+    b = np.repeat(np.arange(len(blocks)), dd)
+    k = np.arange(n) - entry_ptr[b]  # a·d_in + c inside the block
+    din = blocks[b, BLK.d_in]
+    a, c = k // din, k % din
+    P = points[b]
+    table = _table(ENTRY_COLUMNS, dict(
+        row=blocks[b, BLK.row] + a, col=blocks[b, BLK.col] + c,
+        basis_offset=blocks[b, BLK.basis_offset] + k * P, slot=blocks[b, BLK.weight_offset],
+        count=blocks[b, BLK.count], estride=dd[b] * P))
+    tid = np.searchsorted(template_ptr, b, side="right") - 1
+    order = np.lexsort((table[:, ENT.col], table[:, ENT.row], tid))
+    return np.ascontiguousarray(table[order]), entry_ptr
 
 

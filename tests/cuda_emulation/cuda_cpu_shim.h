@@ -21,7 +21,10 @@
 //    shared by the block's threads, not reset between blocks -- uninitialised on a GPU too);
 //  * GPU launch limits are checked: at most 1024 threads per block, grid.y/z <= 65535,
 //    dynamic shared memory <= 48 KiB (the default without cudaFuncSetAttribute);
-//  * not emulated: warps (no shuffles/votes here), the weak memory model, FMA contraction
+//  * warps: __shfl_xor_sync only (a barrier per warp of 32 consecutive threads; every lane
+//    must take part); dynamic shared memory up to the opt-in limit the harness sets with
+//    cudashim_set_max_dynamic_shared (48 KiB by default);
+//  * not emulated: votes and other shuffles, the weak memory model, FMA contraction
 //    and flush-to-zero, __launch_bounds__ (a no-op; checked by the NVRTC resource tests).
 #pragma once
 #ifndef CUDA_CPU_SHIM_H
@@ -113,9 +116,18 @@ struct Launch {
     std::ptrdiff_t nthreads = 0;
     std::unique_ptr<unsigned char[]> shared;  // exactly shared_bytes (ASan sees overruns)
     std::unique_ptr<std::barrier<>> sync;     // __syncthreads of the current block
+    // warp shuffles (__shfl_xor_sync): one barrier per warp of 32 consecutive threads and
+    // one 8-byte exchange slot per thread
+    std::vector<std::unique_ptr<std::barrier<>>> warp_sync;
+    std::vector<std::uint64_t> exchange;
     void new_block() {
         sync = std::make_unique<std::barrier<>>(nthreads);
         if (shared_bytes) std::memset(shared.get(), 0xFF, shared_bytes);
+        warp_sync.clear();
+        for (std::ptrdiff_t w = 0; w < nthreads; w += 32)
+            warp_sync.push_back(std::make_unique<std::barrier<>>(
+                std::min<std::ptrdiff_t>(32, nthreads - w)));
+        exchange.assign(static_cast<std::size_t>(nthreads), 0);
     }
 };
 
@@ -140,6 +152,10 @@ enum : int {
     BAD_SHARED = 3,     // more than 48 KiB of dynamic shared memory
 };
 constexpr std::size_t kMaxDynamicShared = 48 * 1024;
+// The limit of the next launch from this thread: 48 KiB unless the harness sets the
+// kernel's opt-in value (cudaFuncAttributeMaxDynamicSharedMemorySize; the harness refuses
+// values above the emulated device's MaxSharedMemoryPerBlockOptin, as CUDA does).
+inline thread_local std::size_t max_dynamic_shared = kMaxDynamicShared;
 
 inline std::mutex& launch_mutex() {
     static std::mutex m;
@@ -161,7 +177,7 @@ int launch(void (*kernel)(Args...), dim3 grid, dim3 block, std::size_t shared_by
     if (grid.x == 0 || grid.y == 0 || grid.z == 0 || grid.x > 2147483647u || grid.y > 65535u ||
         grid.z > 65535u)
         return BAD_GRID;
-    if (shared_bytes > kMaxDynamicShared) return BAD_SHARED;
+    if (shared_bytes > max_dynamic_shared) return BAD_SHARED;
     std::lock_guard<std::mutex> guard(launch_mutex());
 
     const std::tuple<Args...> params =
@@ -276,7 +292,29 @@ inline T atomic_min(T* p, T v) {
     return old;
 }
 
+// ---- warp shuffle: every lane of the warp must take part (a full mask) --------------------------
+template <typename T>
+inline T shfl_xor(T v, int lane_mask) {
+    static_assert(sizeof(T) <= 8, "shuffles move at most 8 bytes");
+    Launch& L = *ctx.launch;
+    const unsigned tid = ctx.thread_idx.x + ctx.block_dim.x * (ctx.thread_idx.y +
+                                                               ctx.block_dim.y * ctx.thread_idx.z);
+    auto& bar = *L.warp_sync[tid / 32];
+    std::memcpy(&L.exchange[tid], &v, sizeof(T));
+    bar.arrive_and_wait();  // every lane has published its value
+    const unsigned src = (tid & ~31u) | ((tid & 31u) ^ static_cast<unsigned>(lane_mask & 31));
+    T out = v;
+    if (src < L.exchange.size()) std::memcpy(&out, &L.exchange[src], sizeof(T));
+    bar.arrive_and_wait();  // every lane has read before the slots are reused
+    return out;
+}
+
 }  // namespace cudashim
+
+extern "C" __attribute__((visibility("default"))) void cudashim_set_max_dynamic_shared(
+    std::size_t bytes) {
+    cudashim::max_dynamic_shared = bytes;
+}
 
 // ---- CUDA built-ins ----------------------------------------------------------------------------
 #define threadIdx (cudashim::ctx.thread_idx)
@@ -292,6 +330,12 @@ inline void __threadfence() { std::atomic_thread_fence(std::memory_order_seq_cst
 inline void __threadfence_block() { std::atomic_thread_fence(std::memory_order_seq_cst); }
 template <typename T>
 inline T __ldg(const T* p) { return *p; }
+
+template <typename T>
+inline T __shfl_xor_sync(unsigned /*mask: full warps only*/, T v, int lane_mask,
+                         int /*width*/ = 32) {
+    return cudashim::shfl_xor(v, lane_mask);
+}
 
 template <typename T>
 inline T atomicAdd(T* p, T v) { return cudashim::atomic_add(p, v); }

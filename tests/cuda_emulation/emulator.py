@@ -44,7 +44,12 @@ SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "WARNING: ThreadSanitizer",
                      "SUMMARY: UndefinedBehaviorSanitizer")
 _ERRORS = {1: "invalid block (0 or > 1024 threads, or a dimension over its limit)",
            2: "invalid grid (0 blocks, or grid.y / grid.z > 65535)",
-           3: "more than 48 KiB of dynamic shared memory"}
+           3: "more dynamic shared memory than the kernel's limit (48 KiB without opt-in)"}
+#: dynamic shared memory per CUDA block without opting in, and the most a kernel may opt in
+#: to (cudaDevAttrMaxSharedMemoryPerBlockOptin) per compute capability
+MAX_SHARED_DEFAULT = 48 * 1024
+MAX_SHARED_OPTIN = {75: 64 * 1024, 80: 163 * 1024, 86: 99 * 1024, 89: 99 * 1024,
+                    90: 227 * 1024}
 
 
 class LaunchError(EmulationError):
@@ -163,9 +168,14 @@ class _Library:
             self._sig[i] = buf.value.decode()
         return self._sig[i]
 
-    def launch(self, i: int, grid, block, shared_mem: int, args) -> int:
+    def launch(self, i: int, grid, block, shared_mem: int, args,
+               shared_limit: int | None = None) -> int:
         sig = parse_signature(self.signature(i))
         holders, ptrs = _marshal(sig, args)
+        setter = getattr(self.lib, "cudashim_set_max_dynamic_shared", None)
+        if setter is not None:  # the opt-in limit of this launch (48 KiB without one)
+            setter.restype, setter.argtypes = None, [ctypes.c_size_t]
+            setter(int(shared_limit or MAX_SHARED_DEFAULT))
         f = getattr(self.lib, f"cudashim_launch_{i}")
         f.restype = ctypes.c_int
         f.argtypes = [ctypes.c_uint] * 6 + [ctypes.c_size_t, ctypes.c_void_p]
@@ -223,7 +233,8 @@ def _worker_main() -> None:
                 _send(out_fd, {"ok": lib.signature(req["index"])})
                 continue
             args = req["args"]
-            rc = lib.launch(req["index"], req["grid"], req["block"], req["shared_mem"], args)
+            rc = lib.launch(req["index"], req["grid"], req["block"], req["shared_mem"], args,
+                            req.get("shared_limit"))
             _send(out_fd, {"ok": rc, "outputs": {i: args[i] for i in req["outputs"]}})
         except Exception as exc:  # reported to the parent, which raises it
             _send(out_fd, {"error": f"{type(exc).__name__}: {exc}"})
@@ -318,15 +329,24 @@ class Worker:
                 self.close()
                 kind = SanitizerError if any(m in log for m in SANITIZER_MARKERS) \
                     else EmulationError
-                raise kind(f"the emulation worker died (exit code {code}):\n{log[-8000:]}") \
-                    from None
+                raise kind(f"the emulation worker died (exit code {code}):\n"
+                           f"{_first_report(log)}{log[-8000:]}") from None
             log = self._log_since()
             if any(m in log for m in SANITIZER_MARKERS):
                 self.close()
-                raise SanitizerError(f"sanitizer report:\n{log[-8000:]}")
+                raise SanitizerError(f"sanitizer report:\n{_first_report(log)}{log[-8000:]}")
             if "error" in reply:
                 raise EmulationError(reply["error"])
             return reply
+
+
+def _first_report(log: str) -> str:
+    """The first line of the log naming a sanitizer finding (kept in the error message even
+    when a long stack trace pushes it out of the message's tail), or ''."""
+    for line in log.splitlines():
+        if any(m in line for m in SANITIZER_MARKERS):
+            return f"first report: {line.strip()[:500]}\n...\n"
+    return ""
 
 
 _WORKERS: dict = {}
@@ -367,12 +387,16 @@ class EmulatedFunction:
             self._sig = parse_signature(self.module._signature(self.index))
         return self._sig
 
-    def __call__(self, grid, block, args, *, shared_mem: int = 0, stream=None):
+    def __call__(self, grid, block, args, *, shared_mem: int = 0, stream=None,
+                 shared_limit: int | None = None):
+        """``shared_limit``: the kernel's opt-in limit of dynamic shared memory (None: 48 KiB,
+        CUDA's default); a launch above it is refused, as on a GPU."""
         grid, block = _dim3(grid), _dim3(block)
         args = tuple(args)
         outputs = check_args(self.name, self.signature, args)
         self.launches.append((grid, block, int(shared_mem)))
-        rc = self.module._launch(self.index, grid, block, int(shared_mem), args, outputs)
+        rc = self.module._launch(self.index, grid, block, int(shared_mem), args, outputs,
+                                 shared_limit)
         if rc != 0:
             raise LaunchError(f"{self.name}: launch refused, {_ERRORS.get(rc, rc)} "
                               f"(grid={grid}, block={block}, shared_mem={shared_mem})")
@@ -412,14 +436,14 @@ class EmulatedModule:
             {"op": "signature", "so": str(self.build.so), "index": i}, self.timeout)
         return reply["ok"]
 
-    def _launch(self, i, grid, block, shared_mem, args, outputs) -> int:
+    def _launch(self, i, grid, block, shared_mem, args, outputs, shared_limit=None) -> int:
         if self._lib is not None:
-            return self._lib.launch(i, grid, block, shared_mem, args)
+            return self._lib.launch(i, grid, block, shared_mem, args, shared_limit)
         plain = [np.asarray(a) if isinstance(a, np.ndarray) else a for a in args]
         reply = worker(self.sanitizer).request(
             {"op": "launch", "so": str(self.build.so), "index": i, "grid": grid,
-             "block": block, "shared_mem": shared_mem, "args": plain, "outputs": outputs},
-            self.timeout)
+             "block": block, "shared_mem": shared_mem, "args": plain, "outputs": outputs,
+             "shared_limit": shared_limit}, self.timeout)
         for j, a in reply["outputs"].items():
             np.copyto(args[j], a)
         return reply["ok"]

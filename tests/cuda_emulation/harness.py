@@ -13,7 +13,11 @@ say something about the GPU path is that everything else is the real code:
   the ``cupy`` module it uses (``ndarray`` backed by NumPy, ``empty`` / ``zeros`` / ``asarray``,
   device and stream stubs, ``RawModule`` launching the g++-built library), and the module of
   emulated kernels. Packing, launch configuration, argument lists, output allocation and the
-  checks before a launch are the backend's own, for ``method="fused"`` and ``"padded"``.
+  checks before a launch are the backend's own, for ``method="fused"`` (expand_v2.cu),
+  ``"fused_v1"`` (expand.cu; :class:`CpuExpander`'s default) and ``"padded"``. A
+  :class:`HostCupy` built with ``arch`` poses as a device of that compute capability: its
+  ``attributes`` give the opt-in shared memory per block, and kernels refuse opt-in values
+  and launches above it, as CUDA does.
 
 Two deliberate differences make the check stricter: every output a kernel is handed is filled
 with NaN right before the launch (so an element the kernel fails to write shows up), and
@@ -31,6 +35,8 @@ import numpy as np
 from cupysteer.backends.cupy_backend import CupyExpander, compile_module
 
 from .emulator import (
+    MAX_SHARED_DEFAULT,
+    MAX_SHARED_OPTIN,
     SANITIZER_MARKERS,
     EmulatedFunction,
     EmulatedModule,
@@ -119,28 +125,55 @@ def _poison(a: np.ndarray) -> None:
 
 
 class _PoisonedFunction:
-    """An emulated kernel whose output parameters are filled with NaN before each launch;
-    ``launches`` counts the launches of every such function of one :class:`HostCupy`."""
+    """An emulated kernel whose output parameters are filled with NaN before each launch
+    (unless ``poison`` is False); ``launches`` counts the launches of every such function of
+    one :class:`HostCupy`. Like CuPy's ``RawKernel``, ``max_dynamic_shared_size_bytes`` opts
+    the kernel in to more than 48 KiB of dynamic shared memory: values above the emulated
+    device's ``MaxSharedMemoryPerBlockOptin`` are refused (as cudaFuncSetAttribute refuses
+    them) and launches above the kernel's limit fail."""
 
-    def __init__(self, fn: EmulatedFunction, launches: list | None = None):
+    def __init__(self, fn: EmulatedFunction, launches: list | None = None, poison=True,
+                 optin: int = MAX_SHARED_DEFAULT):
         self.fn = fn
         self.launches = launches if launches is not None else []
+        self.poison, self.optin = poison, optin
+        self._max_dynamic = MAX_SHARED_DEFAULT
+
+    @property
+    def max_dynamic_shared_size_bytes(self) -> int:
+        return self._max_dynamic
+
+    @max_dynamic_shared_size_bytes.setter
+    def max_dynamic_shared_size_bytes(self, value: int) -> None:
+        if not 0 <= int(value) <= self.optin:
+            raise LaunchError(f"{self.fn.name}: cudaFuncSetAttribute("
+                              f"MaxDynamicSharedMemorySize, {value}) refused: the device "
+                              f"allows at most {self.optin} bytes per block")
+        self._max_dynamic = int(value)
+
+    @property
+    def name(self) -> str:
+        return self.fn.name
 
     def __call__(self, grid, block, args, *, shared_mem: int = 0, stream=None):
         args = tuple(args)
         self.launches.append(self.fn.name)
         for i in check_args(self.fn.name, self.fn.signature, args):
-            _poison(args[i])
-        self.fn(grid, block, args, shared_mem=shared_mem)
+            if self.poison:
+                _poison(args[i])
+        self.fn(grid, block, args, shared_mem=shared_mem, shared_limit=self._max_dynamic)
 
 
 class _PoisonedModule:
-    def __init__(self, module: EmulatedModule, launches: list | None = None):
+    def __init__(self, module: EmulatedModule, launches: list | None = None, poison=True,
+                 optin: int = MAX_SHARED_DEFAULT):
         self.module = module
         self.launches = launches
+        self.poison, self.optin = poison, optin
 
     def get_function(self, name: str) -> _PoisonedFunction:
-        return _PoisonedFunction(self.module.get_function(name), self.launches)
+        return _PoisonedFunction(self.module.get_function(name), self.launches, self.poison,
+                                 self.optin)
 
 
 class HostCupy:
@@ -154,13 +187,23 @@ class HostCupy:
     ndarray = HostArray
     float16, float32, float64, uint16 = np.float16, np.float32, np.float64, np.uint16
 
-    def __init__(self, sanitizer="env", poison: bool = True, mem_free: int | None = None):
+    def __init__(self, sanitizer="env", poison: bool = True, mem_free: int | None = None,
+                 arch: int | None = None, sms: int = 132):
         self.sanitizer = sanitizer_from_env() if sanitizer == "env" else sanitizer
         self.poison = poison
         self.stream = HostStream()
         self.launches: list = []
+        self.arch = arch
         device = _DEVICE if mem_free is None else types.SimpleNamespace(
             id=0, mem_info=(int(mem_free), 80 << 30))
+        if arch is not None:  # a device with attributes (opt-in shared memory, SM count)
+            if arch not in MAX_SHARED_OPTIN:
+                raise ValueError(f"arch must be one of {sorted(MAX_SHARED_OPTIN)}, got {arch}")
+            device = types.SimpleNamespace(**vars(device), compute_capability=str(arch),
+                                           attributes={
+                                               "MaxSharedMemoryPerBlockOptin":
+                                                   MAX_SHARED_OPTIN[arch],
+                                               "MultiProcessorCount": int(sms)})
         self.cuda = types.SimpleNamespace(Device=lambda *a: device,
                                           get_current_stream=lambda: self.stream)
 
@@ -190,17 +233,22 @@ class HostCupy:
 
     def RawModule(self, code: str, options=(), name_expressions=()):  # noqa: N802 (CuPy's name)
         module = emulated_module(code, options, name_expressions, self.sanitizer)
-        return _PoisonedModule(module, self.launches) if self.poison else module
+        optin = MAX_SHARED_OPTIN[self.arch] if self.arch is not None else MAX_SHARED_DEFAULT
+        if self.poison or optin > MAX_SHARED_DEFAULT:
+            return _PoisonedModule(module, self.launches, self.poison, optin)
+        return module
 
 
-def expand_module(half: bool, sanitizer="env") -> EmulatedModule:
+def expand_module(half: bool, sanitizer="env", version: int = 1) -> EmulatedModule:
     """The emulated counterpart of the CuPy backend's module: :func:`compile_module` with the
-    stand-in ``cupy`` (same source, options and name expressions)."""
-    return compile_module(HostCupy(sanitizer, poison=False), half)
+    stand-in ``cupy`` (same source, options and name expressions; ``version`` 2:
+    expand_v2.cu)."""
+    return compile_module(HostCupy(sanitizer, poison=False), half, version)
 
 
 def prebuild(configs) -> list[Build]:
-    """Build several (half, sanitizer) variants of expand.cu in parallel (one g++ each)."""
+    """Build several (half, sanitizer[, version]) variants of expand.cu / expand_v2.cu in
+    parallel (one g++ each)."""
     with ThreadPoolExecutor(max_workers=max(1, min(len(configs), os.cpu_count() or 1))) as ex:
         mods = list(ex.map(lambda c: expand_module(*c), configs))
     return [m.build for m in mods]
@@ -223,23 +271,30 @@ class CpuExpander(CupyExpander):
     """:class:`~cupysteer.backends.cupy_backend.CupyExpander` running the emulated kernels:
     NumPy arrays in, NumPy arrays out (``out_dtype`` 'bfloat16' gives the raw uint16 bits).
 
+    ``method`` defaults to ``"fused_v1"`` (expand.cu: the suites written for it keep testing
+    it); the v2 suites (tests/backends/test_kernels_v2*.py) pass ``method="fused"``.
+
     Only the runtime is replaced (:class:`HostCupy`, the emulated module); ``shared_limit`` /
-    ``threads`` (None: the backend's) may be lowered, also after construction;
+    ``threads`` (None: the backend's) may be lowered, also after construction (``shared_limit``
+    lowers both versions' limits, ``shared_limit_v2`` the v2 one alone); ``arch`` / ``sms``:
+    the emulated device (opt-in shared memory per block as CUDA's
+    MaxSharedMemoryPerBlockOptin: sm_75 64 KiB, sm_80 163 KiB, sm_90 227 KiB);
     ``half_module`` runs every kernel from the ``HALF_OPTIONS`` build; ``last_config`` (the
     backend's own) is the launch configuration of the latest launch; ``tables`` the uploaded
     plan tables.
     """
 
-    def __init__(self, plans, dtype=np.float32, method: str = "fused", padded_blocks=None, *,
-                 shared_limit: int | None = None, threads: int | None = None,
+    def __init__(self, plans, dtype=np.float32, method: str = "fused_v1", padded_blocks=None,
+                 *, shared_limit: int | None = None, threads: int | None = None,
                  sanitizer="env", poison: bool = True, half_module: bool = False,
-                 mem_free: int | None = None):
+                 mem_free: int | None = None, arch: int = 90, sms: int = 132):
         super().__init__(plans, dtype, method, padded_blocks)
         if shared_limit is not None:
             self.shared_limit = shared_limit
+            self.shared_limit_v2 = shared_limit
         if threads is not None:
             self.threads = threads
-        self.cupy = HostCupy(sanitizer, poison, mem_free)
+        self.cupy = HostCupy(sanitizer, poison, mem_free, arch, sms)
         self.sanitizer = self.cupy.sanitizer
         self.half_module = half_module
 
@@ -247,8 +302,8 @@ class CpuExpander(CupyExpander):
     def _cupy(self):
         return self.cupy
 
-    def _module(self, half: bool):
-        return compile_module(self.cupy, half or self.half_module)
+    def _module(self, half: bool, version: int = 1):
+        return compile_module(self.cupy, half or self.half_module, version)
 
     @property
     def tables(self) -> dict:
