@@ -37,7 +37,9 @@ def points_digest(points: np.ndarray) -> str:
 
 
 def pair_key(in_irrep, out_irrep, settings, points) -> str:
-    """The content key of one sampled irreps-pair basis (a plain string)."""
+    """The content key of one sampled irreps-pair basis (a plain string). The points' SHA-256
+    covers the kernel sizes, dilation and per-axis spacing of a grid (its physical points):
+    unit spacing gives the keys of the k×…×k grid, any other spacing other keys."""
     return pair_keys([(in_irrep, out_irrep)], settings, points)[0]
 
 

@@ -37,7 +37,9 @@ class SteerableConv(eqx.Module):
     ``(C, H, W)`` or ``(N, C, H, W)``), 3D for the groups of :mod:`cupysteer.r3` (``(C, D1,
     D2, D3)`` or batched, escnn's axes). ``stride``/``padding``: an int or a tuple; ``dilation``
     and ``basis_settings`` (``rings``, ``sigma``, ``frequencies_cutoff``, …) build the
-    :class:`~cupysteer.LayerBasis`. ``key``: a JAX PRNG key for the generalised He init."""
+    :class:`~cupysteer.LayerBasis`. ``key``: a JAX PRNG key for the generalised He init.
+    Anisotropic grids: ``kernel_size`` one size per spatial axis and ``spacing=`` the physical
+    step per axis (passed to the :class:`~cupysteer.LayerBasis`; ``padding`` per axis)."""
 
     weights: jax.Array
     bias: jax.Array | None
@@ -45,7 +47,7 @@ class SteerableConv(eqx.Module):
     stride: tuple = eqx.field(static=True)
     padding: tuple = eqx.field(static=True)
 
-    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, *,
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size, *,
                  stride=1, padding=0, dilation: int = 1, use_bias: bool = True, key,
                  dtype=jnp.float32, **basis_settings):
         basis = LayerBasis(in_type, out_type, kernel_size, dilation, **basis_settings)

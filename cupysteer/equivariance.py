@@ -6,6 +6,15 @@ On a point set, the check is exact for the elements that map the set onto itself
 (on the square grid: rotations by multiples of 90° and reflections whose axis is a
 multiple of π/4; on the cubic grid: the symmetries of the cube, 3×3 matrices).
 
+Anisotropic and non-cubic grids (``LayerBasis(..., kernel_size=(…), spacing=(…))``) are
+sampled at their physical points, and the check runs on exactly the candidates that permute
+those points: a rectangle (k_H·s_H ≠ k_W·s_W or s_H ≠ s_W) keeps the rotation by 180° and the
+reflections across the axes; a box with one distinguished axis (voxels 1×1×3, or 5×5×3 unit
+voxels) the 16 symmetries of the square prism about it (rotations by 90° about that axis, the
+half-turns and reflections that keep it an axis); three different extents the 8 sign changes.
+Elements outside that set are never reported as exact (``cupysteer check`` rebuilds the basis
+at the moved points for them instead).
+
 The points are matched in O(P log P) by rounding the coordinates to multiples of ``atol`` and
 looking the moved points up in the sorted rounded points (no P × P distance table).
 """

@@ -37,9 +37,11 @@ class SteerableConv(nnx.Module):
     ``(N, C, H, W)`` or ``(C, H, W)``), 3D for the groups of :mod:`cupysteer.r3` (``(N, C, D1,
     D2, D3)``, escnn's axes). ``stride``/``padding``: an int or a tuple; ``dilation`` and
     ``basis_settings`` build the :class:`~cupysteer.LayerBasis`; ``rngs``: ``nnx.Rngs`` for
-    the generalised He init of ``weights``."""
+    the generalised He init of ``weights``. Anisotropic grids:
+    ``kernel_size`` one size per spatial axis and ``spacing=`` the physical step per axis
+    (passed to the :class:`~cupysteer.LayerBasis`; ``padding`` per axis)."""
 
-    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, *,
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size, *,
                  stride=1, padding=0, dilation: int = 1, use_bias: bool = True,
                  rngs: nnx.Rngs, dtype=jnp.float32, **basis_settings):
         basis = LayerBasis(in_type, out_type, kernel_size, dilation, **basis_settings)

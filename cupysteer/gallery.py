@@ -75,16 +75,17 @@ def _grid_shape(basis) -> tuple:
 
 
 def central_slices(vol: np.ndarray, gap: float = np.nan) -> np.ndarray:
-    """(..., k, k, k) → (..., k, 3k + 2): the planes z = 0, y = 0, x = 0 (see the module
-    docstring) side by side, separated by one-pixel gaps of value ``gap`` (NaN: drawn grey,
-    +inf: white)."""
+    """(..., kz, ky, kx) → (..., max(kz, ky), 2·kx + ky + 2): the planes z = 0, y = 0, x = 0
+    (see the module docstring) side by side, separated by one-pixel gaps of value ``gap``
+    (NaN: drawn grey, +inf: white). Non-cubic filters (an anisotropic grid) are padded with
+    ``gap`` at the bottom of the shorter planes."""
     vol = np.asarray(vol, np.float64)
-    k = vol.shape[-1]
-    h = k // 2
-    out = np.full(vol.shape[:-3] + (k, 3 * k + 2), gap)
-    out[..., :, :k] = vol[..., h, :, :]
-    out[..., :, k + 1:2 * k + 1] = vol[..., :, h, :]
-    out[..., :, 2 * k + 2:] = vol[..., :, :, h]
+    kz, ky, kx = vol.shape[-3:]
+    hz, hy, hx = kz // 2, ky // 2, kx // 2
+    out = np.full(vol.shape[:-3] + (max(kz, ky), 2 * kx + ky + 2), gap)
+    out[..., :ky, :kx] = vol[..., hz, :, :]
+    out[..., :kz, kx + 1:2 * kx + 1] = vol[..., :, hy, :]
+    out[..., :kz, 2 * kx + 2:] = vol[..., :, :, hx]
     return out
 
 

@@ -13,13 +13,16 @@ Every array is a plain NumPy array (numbers and unicode strings), readable with
     >>> str(arrays["format"]), str(arrays["group"]), int(arrays["dim"])
     ('cupysteer.basis/1', 'C4', 24)
 
-The keys: format, cupysteer_version, group, in_fields, out_fields, kernel_size, dilation,
-dim, filter_shape, num_bias, points, settings_* (rings, sigma, cutoff_per_ring,
-maximum_frequency, maximum_offset: -1 = none), in/out_field_names, in/out_change_of_basis,
-pair_in_irrep, pair_out_irrep, pair_count, per irreps pair t: pair<t>_values (n, d_out, d_in,
-*filter_shape), pair<t>_radius/_ring/_frequency/_gamma/_s/_offset/_scale; weight_block_*;
-plan_* (every ExpansionPlan array); element_* (per weight); he_std. ``cupysteer basis
---weights`` adds weights, filters, bias_expansion and weights_source.
+The keys: format, cupysteer_version, group, in_fields, out_fields, kernel_size (k of a
+k×…×k grid; -1 for a non-cubic grid or explicit points: see filter_shape), dilation, spacing
+(the physical step per filter axis, 1.0 on unit grids; files written before spacing existed
+load with unit spacing), dim, filter_shape, num_bias, points (physical), settings_* (rings,
+sigma, cutoff_per_ring, maximum_frequency, maximum_offset: -1 = none), in/out_field_names,
+in/out_change_of_basis, pair_in_irrep, pair_out_irrep, pair_count, per irreps pair t:
+pair<t>_values (n, d_out, d_in, *filter_shape),
+pair<t>_radius/_ring/_frequency/_gamma/_s/_offset/_scale; weight_block_*; plan_* (every
+ExpansionPlan array); element_* (per weight); he_std. ``cupysteer basis --weights`` adds
+weights, filters, bias_expansion and weights_source.
 """
 from __future__ import annotations
 
@@ -42,13 +45,17 @@ def _layer_arrays(basis, dilation: int) -> dict:
     """The layer's spelling, sizes, settings, field types and weight blocks."""
     s = basis.settings
     kh = basis.filter_shape
+    d = np.asarray(basis.points).shape[1]
+    cubic = len(kh) == d and len(set(kh)) == 1
+    spacing = np.ones(d) if basis.spacing is None else np.asarray(basis.spacing, np.float64)
     return {
         "format": np.array(NPZ_FORMAT), "cupysteer_version": np.array(__version__),
         "group": np.array(format_group(basis.in_type.group)),
         "in_fields": np.array(format_field_type(basis.in_type)),
         "out_fields": np.array(format_field_type(basis.out_type)),
-        "kernel_size": np.array(kh[0] if len(kh) in (2, 3) else -1),
-        "dilation": np.array(dilation),
+        "kernel_size": np.array(kh[0] if cubic else -1),
+        "dilation": np.array(dilation if basis.dilation is None else basis.dilation),
+        "spacing": spacing,
         "dim": np.array(basis.dim), "filter_shape": np.array(kh, np.int64),
         "num_bias": np.array(basis.num_bias), "points": np.asarray(basis.points),
         "settings_rings": np.asarray(s.rings), "settings_sigma": np.asarray(s.sigma),
@@ -155,11 +162,14 @@ def save_bank(path, arrays: dict) -> None:
 
 def load_bank(path) -> dict:
     """The arrays of a .npz written by :func:`save_bank` / ``cupysteer basis``, as a dict
-    (``allow_pickle=False``); ValueError when the file is no cupysteer bank."""
+    (``allow_pickle=False``); ValueError when the file is no cupysteer bank. Banks written
+    before anisotropic grids get ``spacing`` ones (their grids had unit steps)."""
     with np.load(path, allow_pickle=False) as data:
         arrays = {key: data[key] for key in data.files}
     fmt = str(arrays.get("format", ""))
     if not fmt.startswith(NPZ_FORMAT.split("/")[0] + "/"):
         raise ValueError(f"{path} is no cupysteer filter bank (format {fmt!r}, expected "
                          f"{NPZ_FORMAT!r})")
+    if "spacing" not in arrays and np.ndim(arrays.get("points")) == 2:  # written before it
+        arrays["spacing"] = np.ones(np.shape(arrays["points"])[1])
     return arrays

@@ -45,9 +45,12 @@ _EXAMPLES = {
   cupysteer basis --group O --in regular --out regular --size 3 --weights he \\
       -o bank.npz --png slices.png                  # octahedral group acting on R³
   cupysteer basis --group SO3:3 --in "irrep:1,irrep:2" --out "trivial,std" --size 5 -o so3.npz
+  cupysteer basis --group Oh --in trivial --out regular --kernel-size 3,5,5 \
+      --spacing 3,1,1 -o mri.npz              # voxels 3 mm along z (the first axis)
 
 The .npz holds plain arrays only (np.load(..., allow_pickle=False)):
-  group, in_fields, out_fields, kernel_size, dilation, dim, filter_shape, points,
+  group, in_fields, out_fields, kernel_size (-1 if not k×…×k), dilation, spacing (per
+  filter axis), dim, filter_shape, points (physical),
   settings_* (rings, sigma, cutoff_per_ring, maximum_frequency, maximum_offset: -1 = none),
   pair_in_irrep, pair_out_irrep, pair_count, and per irreps pair t:
   pair<t>_values (n, d_out, d_in, k, k), pair<t>_radius/_ring/_frequency/_gamma/_s/
@@ -63,7 +66,8 @@ The .npz holds plain arrays only (np.load(..., allow_pickle=False)):
   cupysteer check --group C8 --in regular --out "regular,irrep:1" --size 7
   cupysteer check --group D4:axis=0.0 --in regular --out regular --size 5 --weights random
   cupysteer check --group SO2 --in irrep:1 --out irrep:2 --size 7 --samples 16
-  cupysteer check --group O3 --in "irrep:1,0,std" --out "irrep:0,1,irrep:1,2" --size 5""",
+  cupysteer check --group O3 --in "irrep:1,0,std" --out "irrep:0,1,irrep:1,2" --size 5
+  cupysteer check --group O --in trivial --out regular --kernel-size 3,5,5 --spacing 3,1,1""",
     "bench": """examples:
   cupysteer bench --group C8 --in "8*regular" --out "8*regular" --size 7
   cupysteer bench --group D4 --in "4*regular" --out "4*regular" --size 5 --batch 16
@@ -81,6 +85,17 @@ def integer(text: str) -> int:
     if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
         raise argparse.ArgumentTypeError(f"expected an integer (ASCII digits), got {text!r}")
     return int(text)
+
+
+def kernel_size(text: str):
+    """An argparse type: a kernel size ``5`` or one per filter axis ``5,5,3`` (ASCII digits)."""
+    parts = text.replace(" ", "").split(",")
+    if not all(re.fullmatch(r"[+-]?[0-9]+", p) for p in parts):
+        raise argparse.ArgumentTypeError(f"expected an integer or comma-separated integers "
+                                         f"(ASCII digits, one per filter axis, e.g. 5,5,3), "
+                                         f"got {text!r}")
+    sizes = tuple(int(p) for p in parts)
+    return sizes[0] if len(sizes) == 1 else sizes
 
 
 def number(text: str) -> float:
@@ -109,8 +124,16 @@ def _layer_arguments(p, weights_default=None):
                         f"acting on R³: {FIELD_SPELLINGS_3D}")
     g.add_argument("--out", dest="out_fields", default=None, metavar="FIELDS",
                    help="output fields (default: the same as --in)")
-    g.add_argument("--size", "-k", type=integer, default=5, help="kernel size k (default 5)")
+    g.add_argument("--size", "-k", "--kernel-size", type=kernel_size, default=5,
+                   metavar="K or K1,K2[,K3]",
+                   help="kernel size k (default 5), or one per filter axis in the filter's "
+                        "axis order (2D: H,W; 3D: D1,D2,D3 = -z,-y,x), e.g. 5,5,3")
     g.add_argument("--dilation", type=integer, default=1, help="dilation (default 1)")
+    g.add_argument("--spacing", default=None, metavar="S or S1,S2[,S3]",
+                   help="physical step of each filter axis, in the filter's axis order "
+                        "(default 1: the square/cubic grid), e.g. 3,1,1 for voxels 3 mm "
+                        "along z; the basis is sampled at the physical points and the exact "
+                        "check runs on the elements that map them onto themselves")
     g.add_argument("--rings", default=None, metavar="R0,R1,...",
                    help="ring (3D: shell) radii in pixels (default: e2cnn's / escnn's, "
                         "0..(k-1)//2 × dilation)")

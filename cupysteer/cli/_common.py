@@ -31,11 +31,16 @@ def dest(option: str) -> str:
 
 
 def require_min(args, minimum: int, *options: str) -> None:
-    """UsageError for the first of ``options`` whose value is below ``minimum``."""
+    """UsageError for the first of ``options`` whose value (or one of whose values, for a
+    per-axis option such as ``--size 5,5,3``) is below ``minimum``."""
     for option in options:
         value = getattr(args, dest(option))
-        if value < minimum:
-            raise UsageError(option, f"must be >= {minimum}, got {value}")
+        if min(value if isinstance(value, tuple) else (value,)) < minimum:
+            raise UsageError(option, f"must be >= {minimum}, got {_spelled(value)}")
+
+
+def _spelled(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def say(args, *msg):
@@ -125,7 +130,8 @@ def _floats(text, argument):
 def _setting_argument(message: str) -> str:
     for prefix, arg in (("rings", "--rings"), ("sigma", "--sigma"),
                         ("frequencies_cutoff", "--cutoff"), ("maximum_offset", "--max-offset"),
-                        ("kernel_size", "--size"), ("dilation", "--dilation")):
+                        ("kernel_size", "--size"), ("dilation", "--dilation"),
+                        ("spacing", "--spacing")):
         if message.startswith(prefix):
             return arg
     return "--in/--out/--size"
@@ -135,8 +141,8 @@ def resolved_kwargs(args, group=None) -> dict:
     """The LayerBasis settings of the layer arguments, translated for the space of ``group``
     (when given) by its spelling's ``cli_settings``."""
     kw = dict(kernel_size=args.size, dilation=args.dilation)
-    if args.size < 1:
-        raise UsageError("--size", f"the kernel size must be >= 1, got {args.size}")
+    if min(args.size if isinstance(args.size, tuple) else (args.size,)) < 1:
+        raise UsageError("--size", f"the kernel size must be >= 1, got {_spelled(args.size)}")
     if args.dilation < 1:
         raise UsageError("--dilation", f"the dilation must be >= 1, got {args.dilation}")
     kw["rings"] = None if args.rings is None else _floats(args.rings, "--rings")
@@ -152,6 +158,10 @@ def resolved_kwargs(args, group=None) -> dict:
             raise UsageError("--cutoff", f"expected one number, got {args.cutoff!r}")
         kw["frequencies_cutoff"] = c[0]
     kw["maximum_offset"] = args.max_offset
+    spacing = getattr(args, "spacing", None)
+    if spacing is not None:
+        s = _floats(spacing, "--spacing")
+        kw["spacing"] = s[0] if len(s) == 1 else s
     if group is None:
         return kw
     try:  # what the group's space makes of them (R³: no --max-offset, escnn's policy names)
@@ -175,10 +185,11 @@ def _group_and_types(args):
     return group, types
 
 
-def _sample_pairs(args, types, settings) -> None:
+def _sample_pairs(args, types, settings, kw) -> None:
     """Sample the irreps-pair bases into the process cache, with a progress bar on a
     terminal."""
-    points = types["--in"].group.space.grid_points(args.size, args.dilation)
+    points = types["--in"].group.space.grid_points(kw["kernel_size"], kw["dilation"],
+                                                   kw.get("spacing"))
     ins = list(dict.fromkeys(types["--in"].irreps))
     outs = list(dict.fromkeys(types["--out"].irreps))
     cache = default_cache()
@@ -199,7 +210,7 @@ def build_basis(args, progress: bool | None = None):
         raise UsageError(_setting_argument(str(exc)), str(exc)) from None
     if progress is False:
         args = _Quiet(args)
-    _sample_pairs(args, types, settings)
+    _sample_pairs(args, types, settings, kw)
     try:
         basis = LayerBasis(types["--in"], types["--out"], **kw)
     except EmptyBasisError as exc:
@@ -224,6 +235,8 @@ class _Quiet:
 def describe(basis) -> str:
     """One line: 'C8: regular → regular,irrep:1, 7×7 filter, 96 weights'."""
     fs = "×".join(str(s) for s in basis.filter_shape)
+    if basis.spacing is not None:
+        fs += " (spacing " + "×".join(f"{s:g}" for s in basis.spacing) + ")"
     return (f"{format_group(basis.in_type.group)}: {format_field_type(basis.in_type)} → "
             f"{format_field_type(basis.out_type)}, {fs} filter, {basis.dim} weights")
 

@@ -64,6 +64,20 @@ class _Layer:
         return float(np.abs(Kg - self.target(g)).max() / self.scale)
 
 
+def moved_settings(basis, kw: dict) -> dict:
+    """The LayerBasis arguments that rebuild ``basis`` at moved points: on an anisotropic or
+    non-cubic grid its resolved rings, widths and cut-offs (the defaults of explicit points
+    are not the grid's); ``spacing`` is already in the points."""
+    kw = dict(kw)
+    kw.pop("spacing", None)
+    if basis.spacing is None and len(set(basis.filter_shape)) == 1:
+        return kw
+    s = basis.settings
+    cut = dict(zip(s.rings, s.cutoff_per_ring))
+    return dict(kw, rings=list(s.rings), sigma=list(s.sigma),
+                frequencies_cutoff=cut.__getitem__)
+
+
 def _grid_and_others(args, layer, G):
     """([(g, error)] of the grid symmetries, [the other candidate elements])."""
     grid, other = [], []
@@ -129,7 +143,7 @@ def cmd_check(args) -> int:
     grid, other = _grid_and_others(args, layer, G)
     n_other = len(other)
     other = _pick_others(G, other, args.samples, args.seed)
-    kw = resolved_kwargs(args, G)
+    kw = moved_settings(basis, resolved_kwargs(args, G))
     sampled = [(g, layer.moved_error(g, kw))
                for g in with_progress(args, other, "checking other elements")]
     worst = max([e for _, e in grid + sampled], default=0.0)

@@ -23,6 +23,7 @@ def _info_dict(basis, secs) -> dict:
     return dict(
         group=format_group(basis.in_type.group), in_fields=format_field_type(basis.in_type),
         out_fields=format_field_type(basis.out_type), filter_shape=list(basis.filter_shape),
+        spacing=None if basis.spacing is None else list(basis.spacing),
         filter=list(basis.shape), dim=basis.dim, num_bias=basis.num_bias,
         weight_blocks=[dict(in_field=b[0], out_field=b[1], weights=b[3] - b[2],
                             fields=[b[4], b[5]], elements=b[6]) for b in basis.weight_blocks],

@@ -12,6 +12,10 @@ r"""Planar rings, widths, band-limits and sampling grids with e2cnn R2Conv's def
 
 * maximum frequency F = int(max_r fco(r)) bounds the aliases of finite groups.
 * grid: point ``row*k + col`` is (x, y) = (col·d − c, c − row·d), c = d(k−1)/2 (y up).
+* anisotropic / non-rectangular grids: ``kernel_size=(k_H, k_W)`` and ``spacing=(s_H, s_W)``
+  (filter axis order: rows = −y, columns = x); points (col − (k_W−1)/2)·d·s_W,
+  ((k_H−1)/2 − row)·d·s_H and the defaults of the effective cubic grid
+  (:mod:`cupysteer.settings`).
 """
 from __future__ import annotations
 
@@ -22,15 +26,30 @@ import numpy as np
 
 from .._checks import integer
 from .._memory import check_grid
-from ..settings import BasisSettings, cutoff_policy, evaluate_cutoffs, resolve_rings_sigma
+from ..settings import (
+    BasisSettings,
+    anisotropic_defaults,
+    cutoff_policy,
+    evaluate_cutoffs,
+    grid_geometry,
+    physical_grid,
+    resolve_rings_sigma,
+)
 
 __all__ = ["resolve_settings", "grid_points", "polar"]
 
 ORIGIN_RADIUS = 1e-9
 
 
-def grid_points(kernel_size: int, dilation: int = 1) -> np.ndarray:
-    """The (k², 2) array of sample points (x, y) of a k×k filter, row-major, y up."""
+def grid_points(kernel_size, dilation: int = 1, spacing=None) -> np.ndarray:
+    """The (k², 2) array of sample points (x, y) of a k×k filter, row-major, y up; with a
+    per-axis ``kernel_size`` (k_H, k_W) or ``spacing`` (s_H, s_W) the physical points of that
+    grid (:func:`cupysteer.settings.physical_grid`)."""
+    if spacing is not None or isinstance(kernel_size, (tuple, list)) or np.ndim(kernel_size) == 1:
+        geom = grid_geometry(kernel_size, dilation, spacing, 2)
+        if not geom.cubic:
+            return physical_grid(geom)
+        kernel_size = geom.sizes[0]
     k = integer(kernel_size, "kernel_size", 1)
     d = integer(dilation, "dilation", 1)
     check_grid(k, 2)
@@ -51,19 +70,26 @@ def polar(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def resolve_settings(kernel_size: int, dilation: int = 1, rings=None, sigma=None,
                      frequencies_cutoff=None, maximum_offset=None,
-                     points: np.ndarray | None = None) -> BasisSettings:
+                     points: np.ndarray | None = None, spacing=None) -> BasisSettings:
     """e2cnn R2Conv's ``compute_basis_params`` with every default, plus validation.
 
     ``points`` (the sample points) only serves the check that every ring lies within
-    the largest sampled radius.
+    the largest sampled radius. A per-axis ``kernel_size`` or a ``spacing`` takes the
+    defaults of the effective cubic grid (:mod:`cupysteer.settings`).
     """
-    k = integer(kernel_size, "kernel_size", 1)
-    d = integer(dilation, "dilation", 1)
-    max_radius = d * (k - 1) / 2 * math.sqrt(2)
+    geom = grid_geometry(kernel_size, dilation, spacing, 2)
+    k, d = geom.sizes[0], geom.dilation
+    max_radius = d * (k - 1) / 2 * math.sqrt(2) if geom.cubic else geom.corner_radius
     if points is not None:
         max_radius = float(np.hypot(points[:, 0], points[:, 1]).max())
-    rings, sig = resolve_rings_sigma(k, d, rings, sigma, max_radius)
-    cut = evaluate_cutoffs(_resolve_cutoff(frequencies_cutoff, k), rings, "frequency")
+    if geom.cubic:
+        rings, sig = resolve_rings_sigma(k, d, rings, sigma, max_radius)
+        fco = _resolve_cutoff(frequencies_cutoff, k)
+    else:
+        rings, sig, fco = anisotropic_defaults(
+            geom, rings, sigma, _resolve_cutoff(frequencies_cutoff, geom.effective_size),
+            max_radius)
+    cut = evaluate_cutoffs(fco, rings, "frequency")
     if maximum_offset is not None:
         maximum_offset = integer(maximum_offset, "maximum_offset", 0)
     return BasisSettings(tuple(float(r) for r in rings), tuple(float(s) for s in sig), cut,

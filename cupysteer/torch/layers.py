@@ -27,6 +27,19 @@ __all__ = ["SteerableConv2d", "SteerableConv3d", "SteerableConvTranspose2d"]
 
 # ---- layers --------------------------------------------------------------------------------
 
+def _check_kernel_size(kernel_size, n: int) -> None:
+    """An int >= 1 or n of them (one per filter axis; a non-cubic filter's basis is sampled
+    at its physical points, see :class:`~cupysteer.LayerBasis`)."""
+    ks = kernel_size if isinstance(kernel_size, (tuple, list)) else (kernel_size,)
+    if (len(ks) not in (1, n) or any(isinstance(k, bool) or not isinstance(k, (int, np.integer))
+                                     or k < 1 for k in ks)):
+        raise ValueError(f"kernel_size must be a positive int or {n} positive ints (one per "
+                         f"spatial axis), got {kernel_size!r}")
+    if isinstance(kernel_size, (tuple, list)) and len(ks) != n:
+        raise ValueError(f"kernel_size must be a positive int or {n} positive ints (one per "
+                         f"spatial axis), got {len(ks)} entries: {kernel_size!r}")
+
+
 def _tuple(x, n: int, name: str):
     if isinstance(x, str):
         return x
@@ -44,9 +57,12 @@ class _SteerableConvNd(nn.Module):
     _transposed = False
     _ndim = 2  # spatial dimensions: 2 (groups of the plane) or 3 (groups acting on R³)
 
-    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, stride,
+    #: per-axis physical steps of the filter grid (None: unit steps; also for older pickles)
+    spacing = None
+
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size, stride,
                  padding, dilation, bias: bool, padding_mode: str, initialize: bool,
-                 basis_settings: dict, groups: int = 1):
+                 basis_settings: dict, groups: int = 1, spacing=None):
         super().__init__()
         n = self._ndim
         guide = GUIDE[n]
@@ -57,10 +73,7 @@ class _SteerableConvNd(nn.Module):
         if padding_mode not in ("zeros", "reflect", "replicate", "circular"):
             raise ValueError(f"padding_mode must be 'zeros', 'reflect', 'replicate' or "
                              f"'circular', got {padding_mode!r}")
-        if (isinstance(kernel_size, bool) or not isinstance(kernel_size, (int, np.integer))
-                or kernel_size < 1):
-            raise ValueError(f"kernel_size must be a positive int (steerable filters are "
-                             f"cubic/square), got {kernel_size!r}")
+        _check_kernel_size(kernel_size, n)
         basis_settings = porting_keywords(type(self).__name__, n, basis_settings)
         if isinstance(groups, bool) or not isinstance(groups, (int, np.integer)) or groups < 1:
             raise ValueError(f"groups must be a positive int, got {groups!r}")
@@ -71,11 +84,13 @@ class _SteerableConvNd(nn.Module):
                              f"{in_type.group.space.dimension}, but {type(self).__name__} "
                              f"convolves {n}-dimensional inputs; use {hint}")
         self.in_type, self.out_type = in_type, out_type
-        self.kernel_size = int(kernel_size)
+        self.kernel_size = (int(kernel_size) if not isinstance(kernel_size, (tuple, list))
+                            else tuple(int(k) for k in kernel_size))
         self.stride = _tuple(stride, n, "stride")
         self.dilation = _tuple(dilation, n, "dilation")
         if len(set(self.dilation)) != 1:
-            raise ValueError(f"steerable filters need one dilation, got {dilation!r}")
+            raise ValueError(f"steerable filters need one dilation, got {dilation!r}; for "
+                             f"a grid with other physical steps per axis pass spacing=(…)")
         self.padding = _tuple(padding, n, "padding")
         if isinstance(self.padding, str) and padding_mode != "zeros":
             raise ValueError("padding as a string needs padding_mode='zeros'")
@@ -86,7 +101,8 @@ class _SteerableConvNd(nn.Module):
         if self.groups > 1:
             group_type(out_type, self.groups, "out_type", guide)
         self.basis = LayerBasis(basis_in, out_type, self.kernel_size, self.dilation[0],
-                                **basis_settings)
+                                spacing=spacing, **basis_settings)
+        self.spacing = self.basis.spacing
         dtype = torch.get_default_dtype()
         self._expansion = native.Expansion(self.basis, dtype)
         self.weights = nn.Parameter(torch.zeros(self.basis.dim, dtype=dtype))
@@ -256,6 +272,8 @@ class _SteerableConvNd(nn.Module):
         s = (f"{self.in_type} -> {self.out_type}, kernel_size={self.kernel_size}, "
              f"stride={self.stride}, padding={self.padding}, dilation={self.dilation}, "
              f"dim={self.basis.dim}, bias={self.bias is not None}")
+        if self.spacing is not None:
+            s += f", spacing={self.spacing}"
         if self.groups != 1:
             s += f", groups={self.groups}"
         if self.padding_mode != "zeros":
@@ -273,6 +291,13 @@ class SteerableConv2d(_SteerableConvNd):
     ``maximum_offset``, ``cache`` (see :class:`~cupysteer.LayerBasis`); e2cnn's
     ``basisexpansion='blocks'`` and ``recompute`` are accepted.
 
+    Anisotropic grids: ``kernel_size`` an int or one size per spatial axis (``(k_H, k_W)``;
+    ``padding`` per axis too, e.g. ``(k_H // 2, k_W // 2)``) and ``spacing`` the physical
+    pixel size per axis (``(s_H, s_W)``): the basis is sampled at the physical offsets, and
+    the layer is exactly equivariant to the group elements that map that grid onto itself
+    (:func:`cupysteer.equivariance_errors` lists them; a rectangle keeps the 180° rotation and
+    the axis flips).
+
     Everything after ``kernel_size`` is keyword-only: e2cnn's ``R2Conv`` takes ``padding``
     before ``stride`` positionally and torch's ``Conv2d`` the other way round, so a positional
     value is refused (with that reason) rather than silently read as one or the other.
@@ -287,10 +312,10 @@ class SteerableConv2d(_SteerableConvNd):
     def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, *args,
                  stride=1, padding=0, dilation=1, bias: bool = True,
                  padding_mode: str = "zeros", groups: int = 1, initialize: bool = True,
-                 **basis_settings):
+                 spacing=None, **basis_settings):
         no_positional(type(self).__name__, 2, args)
         super().__init__(in_type, out_type, kernel_size, stride, padding, dilation, bias,
-                         padding_mode, initialize, basis_settings, groups)
+                         padding_mode, initialize, basis_settings, groups, spacing)
 
     def export(self) -> nn.Conv2d:
         """A plain ``torch.nn.Conv2d`` with the expanded filter and bias (same outputs)."""
@@ -305,17 +330,23 @@ class SteerableConv3d(_SteerableConvNd):
     ordered like escnn's when built from :mod:`cupysteer.compat.escnn` field types. Otherwise
     as :class:`SteerableConv2d` (eval-mode filter cache, ``expand_parameters``, ``export``,
     ``groups``, keyword-only arguments after ``kernel_size``: escnn's ``R3Conv`` takes
-    ``padding`` before ``stride`` positionally and torch's ``Conv3d`` the other way round)."""
+    ``padding`` before ``stride`` positionally and torch's ``Conv3d`` the other way round).
+
+    Anisotropic volumes: ``kernel_size=(k_1, k_2, k_3)`` and ``spacing=(s_1, s_2, s_3)`` in
+    the tensor's axis order (−z, −y, x); MRI voxels of 1×1×3 mm (x, y, z) sliced along D1 are
+    ``spacing=(3, 1, 1)``, e.g. with ``kernel_size=(3, 5, 5)``, ``padding=(1, 2, 2)``. Exact
+    equivariance then holds for the elements that keep the z axis (rotations by 90° about
+    it, and the flips/reflections that keep it as an axis)."""
 
     _ndim = 3
 
     def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, *args,
                  stride=1, padding=0, dilation=1, bias: bool = True,
                  padding_mode: str = "zeros", groups: int = 1, initialize: bool = True,
-                 **basis_settings):
+                 spacing=None, **basis_settings):
         no_positional(type(self).__name__, 3, args)
         super().__init__(in_type, out_type, kernel_size, stride, padding, dilation, bias,
-                         padding_mode, initialize, basis_settings, groups)
+                         padding_mode, initialize, basis_settings, groups, spacing)
 
     def export(self) -> nn.Conv3d:
         """A plain ``torch.nn.Conv3d`` with the expanded filter and bias (same outputs)."""
@@ -332,7 +363,7 @@ class SteerableConvTranspose2d(_SteerableConvNd):
     def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int, *args,
                  stride=1, padding=0, output_padding=0, dilation=1, bias: bool = True,
                  padding_mode: str = "zeros", groups: int = 1, initialize: bool = True,
-                 **basis_settings):
+                 spacing=None, **basis_settings):
         no_positional(type(self).__name__, 2, args)
         if padding_mode != "zeros":
             raise ValueError("SteerableConvTranspose2d supports padding_mode='zeros' only "
@@ -343,7 +374,7 @@ class SteerableConvTranspose2d(_SteerableConvNd):
                              f"ported (use SteerableConv2d(..., groups=…) for the forward "
                              f"direction; see {GUIDE[2]})")
         super().__init__(in_type, out_type, kernel_size, stride, padding, dilation, bias,
-                         padding_mode, initialize, basis_settings)
+                         padding_mode, initialize, basis_settings, spacing=spacing)
         if isinstance(self.padding, str):
             raise ValueError("SteerableConvTranspose2d needs numeric padding")
         self.output_padding = _tuple(output_padding, 2, "output_padding")

@@ -198,7 +198,8 @@ def test_bias_expansion_exact_after_double():
 
 def test_escnn_traps_raise_clear_errors():
     """Positional stride/padding (escnn and torch disagree on their order), escnn-only keywords
-    and tuple kernel sizes are refused with errors naming the argument."""
+    and kernel-size tuples of the wrong length are refused with errors naming the argument
+    (one size per axis is an anisotropic grid: tests/frontends/test_torch_anisotropic.py)."""
     G = g3.SO3(1)
     t = cs.FieldType(G, [G.irrep(1).representation])
     with pytest.raises(TypeError):
@@ -206,4 +207,4 @@ def test_escnn_traps_raise_clear_errors():
     with pytest.raises(TypeError, match="basis_filter"):
         SteerableConv3d(t, t, 3, basis_filter=lambda d: True)
     with pytest.raises(ValueError, match="kernel_size"):
-        SteerableConv3d(t, t, (3, 3, 3))
+        SteerableConv3d(t, t, (3, 3))

@@ -22,16 +22,33 @@ from ...field_type import FieldType
 __all__ = ["transform", "check_equivariance", "grid_elements", "feature_points"]
 
 
-def feature_points(shape) -> np.ndarray:
+def _spacing(spacing, d: int) -> tuple:
+    if spacing is None:
+        return (1.0,) * d
+    try:
+        values = tuple(float(s) for s in np.broadcast_to(np.asarray(spacing, float), (d,)))
+    except (TypeError, ValueError):
+        raise ValueError(f"spacing must be a positive number or one per spatial axis ({d}, in "
+                         f"the tensor's axis order, as the layer's spacing=), got "
+                         f"{spacing!r:.60}") from None
+    if not all(np.isfinite(s) and s > 0 for s in values):
+        raise ValueError(f"spacing must be finite and > 0 on every axis, got {spacing!r:.60}")
+    return values
+
+
+def feature_points(shape, spacing=None) -> np.ndarray:
     """The (P, d) points of a feature-map grid of spatial ``shape`` (d = len(shape)), in the
-    tensor's flat (row-major) order; a k×…×k grid gives ``space.grid_points(k)``."""
+    tensor's flat (row-major) order; a k×…×k grid gives ``space.grid_points(k)``. ``spacing``
+    (one physical step per tensor axis, as the layers' ``spacing=``; default 1) places the
+    points of an anisotropic grid at their physical positions."""
     shape = tuple(int(s) for s in shape)
     d = len(shape)
+    step = _spacing(spacing, d)
     index = np.indices(shape).reshape(d, -1).T
     pts = np.empty(index.shape, dtype=np.float64)
     for j in range(d):
         axis = d - 1 - j
-        centred = index[:, axis] - (shape[axis] - 1) / 2
+        centred = (index[:, axis] - (shape[axis] - 1) / 2) * step[axis]
         pts[:, j] = centred if j == 0 else -centred
     return pts
 
@@ -53,10 +70,10 @@ def _check_map(x, field_type: FieldType, name: str = "x") -> None:
                          f"dimensions), got {tuple(x.shape)}")
 
 
-def grid_elements(group, shape) -> list:
+def grid_elements(group, shape, spacing=None) -> list:
     """(element, perm) for every grid candidate of ``group`` that maps the grid of spatial
-    ``shape`` onto itself: ``points[perm[i]] = g · points[i]``."""
-    pts = feature_points(shape)
+    ``shape`` (and ``spacing``) onto itself: ``points[perm[i]] = g · points[i]``."""
+    pts = feature_points(shape, spacing)
     out = []
     for g in grid_candidates(group):
         perm = point_permutation(group, g, pts)
@@ -65,14 +82,14 @@ def grid_elements(group, shape) -> list:
     return out
 
 
-def _match(group, g, shape):
+def _match(group, g, shape, spacing=None):
     """The grid element equal to ``g`` (same action) with its permutation; a clear error for
     any other element."""
     try:
         A = group.action_matrices([g])[0]
     except (TypeError, ValueError) as exc:
         raise ValueError(f"g must be an element of {group!r}: {exc}") from None
-    for h, perm in grid_elements(group, shape):
+    for h, perm in grid_elements(group, shape, spacing):
         if np.abs(group.action_matrices([h])[0] - A).max() < 1e-9:
             return h, perm
     raise ValueError(f"g = {g!r} does not map the {'×'.join(map(str, shape))} grid onto itself "
@@ -90,12 +107,13 @@ def _act(x: torch.Tensor, rho: np.ndarray, perm: np.ndarray) -> torch.Tensor:
     return y.index_select(2, inverse).reshape(x.shape)
 
 
-def transform(x: torch.Tensor, field_type: FieldType, g) -> torch.Tensor:
+def transform(x: torch.Tensor, field_type: FieldType, g, spacing=None) -> torch.Tensor:
     """``g · x``: out(p) = ρ(g) x(g⁻¹ p) for a feature map ``x`` [N, C, *spatial] of
-    ``field_type``; ``g`` must map the grid onto itself (see the module docstring)."""
+    ``field_type``; ``g`` must map the grid (of physical ``spacing`` per tensor axis, default
+    1) onto itself (see the module docstring)."""
     _check_type(field_type, "field_type")
     _check_map(x, field_type)
-    h, perm = _match(field_type.group, g, tuple(x.shape[2:]))
+    h, perm = _match(field_type.group, g, tuple(x.shape[2:]), spacing)
     return _act(x, field_type.representation.evaluate([h])[0], perm)
 
 
@@ -108,13 +126,16 @@ def _input(module, in_type: FieldType, size: int) -> torch.Tensor:
 
 
 def check_equivariance(module, in_type: FieldType, out_type: FieldType, x=None,
-                       atol: float | None = 1e-7, rtol: float = 1e-5, size: int | None = None):
+                       atol: float | None = 1e-7, rtol: float = 1e-5, size: int | None = None,
+                       spacing=None):
     """Run ``module`` on ``x`` (default: a seeded random [2, C, size, …] map, size 7 in 2D and 5
     in 3D, in the module's dtype) and on ``g · x`` for every grid-preserving element g of the
     group; return ``[(g, max |module(g·x) − g·module(x)|)]``. With ``atol`` (not None), raise
     an AssertionError naming the first element whose error exceeds atol + rtol · max|module(x)|
     (as e2cnn's ``check_equivariance``). The module runs on a deep copy, without gradients, in
-    its current mode (its running statistics are not touched)."""
+    its current mode (its running statistics are not touched). ``spacing``: the physical step
+    per tensor axis of an anisotropic grid (the layers' ``spacing=``), the same for the input
+    and output maps."""
     _check_type(in_type, "in_type")
     _check_type(out_type, "out_type")
     if in_type.group != out_type.group:
@@ -129,7 +150,8 @@ def check_equivariance(module, in_type: FieldType, out_type: FieldType, x=None,
         y = m(x)
         _check_map(y, out_type, "the module's output")
         scale = float(y.abs().max()) if y.numel() else 0.0
-        group, p_in, p_out = in_type.group, feature_points(x.shape[2:]), feature_points(y.shape[2:])
+        group = in_type.group
+        p_in, p_out = feature_points(x.shape[2:], spacing), feature_points(y.shape[2:], spacing)
         for g in grid_candidates(group):
             perm_in = point_permutation(group, g, p_in)
             if perm_in is None:
