@@ -25,13 +25,13 @@ from .init import he_init, he_std
 from .layout import BlockTable, EmptyBasisError, WeightBlock, build_layout, layer_pairs, make_plan
 from .pair_basis import PairBasis
 from .plan import ExpansionPlan
-from .settings import BasisSettings
+from .settings import BasisSettings, grid_geometry
 
 __all__ = ["LayerBasis", "EmptyBasisError"]
 
 #: the expansion methods of the CUDA backend ("padded": e2cnn's storage + cuBLAS, a baseline);
 #: the NumPy backend has one schedule and accepts both names
-METHODS = ("fused", "padded")
+METHODS = ("fused", "fused_v1", "padded")  # fused: kernels/expand_v2.cu; fused_v1: expand.cu
 
 _SHARED_STATE = ("dim", "irreps_pairs", "weight_blocks", "blocks", "plan", "_pairs")
 
@@ -43,6 +43,12 @@ class LayerBasis:
     for groups acting on R³ escnn's ``R3Conv`` (:mod:`cupysteer.r3.settings`);
     ``points`` (n, 2) — (n, 3) for groups on R³ — samples at arbitrary coordinates instead of
     the k×k (k×k×k) grid.
+    Anisotropic grids: ``kernel_size`` may be one size per filter axis ((k_H, k_W); in R³
+    (k_1, k_2, k_3) on escnn's axes (−z, −y, x)) and ``spacing`` one positive physical step per
+    filter axis (e.g. MRI voxels of 3 mm along z and 1 mm in-plane: ``spacing=(3, 1, 1)``);
+    the basis is sampled at the physical points ``(j_i − (k_i−1)/2)·dilation·s_i`` with the
+    radial defaults of :mod:`cupysteer.settings` (the largest ball inside the box).
+    ``spacing`` None or all ones is today's grid, bit for bit.
     ``cache``: a :class:`~cupysteer.cache.BasisCache`, ``None`` for the process-wide
     :func:`~cupysteer.cache.default_cache`, or ``False`` to build everything afresh.
 
@@ -51,9 +57,14 @@ class LayerBasis:
     (:class:`~cupysteer.layout.BlockTable`) of the ``plan``.
     """
 
-    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size: int,
+    #: the grid's dilation and per-axis physical steps (None: unit steps; both None for
+    #: explicit points and for bases pickled by 0.1)
+    dilation: int | None = None
+    spacing: tuple | None = None
+
+    def __init__(self, in_type: FieldType, out_type: FieldType, kernel_size,
                  dilation: int = 1, rings=None, sigma=None, frequencies_cutoff=None,
-                 maximum_offset=None, points=None, cache=None):
+                 maximum_offset=None, points=None, cache=None, spacing=None):
         for name, t in (("in_type", in_type), ("out_type", out_type)):
             if not isinstance(t, FieldType):
                 raise ValueError(f"{name} must be a FieldType, got {type(t).__name__}")
@@ -66,15 +77,23 @@ class LayerBasis:
         self.in_type, self.out_type = in_type, out_type
         space = in_type.group.space
         if points is None:
-            self.points = space.grid_points(kernel_size, dilation)
-            self.filter_shape = (int(kernel_size),) * space.dimension
+            geom = grid_geometry(kernel_size, dilation, spacing, space.dimension)
+            self.points = space.grid_points(kernel_size, dilation, geom.spacing)
+            self.filter_shape, self.dilation, self.spacing = geom.sizes, geom.dilation, \
+                geom.spacing
         else:
+            if spacing is not None:
+                raise ValueError("spacing applies to the sample grid; with explicit points "
+                                 "give the physical coordinates themselves (points * "
+                                 "spacing) and leave spacing=None")
             self.points = self._check_points(points, space.dimension)
             self.filter_shape = (len(self.points),)
         self.points.setflags(write=False)
         given = None if points is None else self.points
+        extra = {} if self.spacing is None else {"spacing": self.spacing}
         self.settings: BasisSettings = space.resolve_settings(
-            kernel_size, dilation, rings, sigma, frequencies_cutoff, maximum_offset, given)
+            kernel_size, dilation, rings, sigma, frequencies_cutoff, maximum_offset, given,
+            **extra)
         self._pairs: dict = {}
         self._expanders: dict = {}
         self._cache = (default_cache() if cache is None else cache) or None
@@ -297,8 +316,9 @@ class LayerBasis:
         return self.dim
 
     def __repr__(self):
-        return (f"LayerBasis({self.in_type} -> {self.out_type}, filter {self.filter_shape}, "
-                f"dim={self.dim})")
+        spacing = "" if self.spacing is None else f", spacing {self.spacing}"
+        return (f"LayerBasis({self.in_type} -> {self.out_type}, filter {self.filter_shape}"
+                f"{spacing}, dim={self.dim})")
 
     @property
     def stored_bytes(self) -> int:

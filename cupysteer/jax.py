@@ -163,7 +163,9 @@ def _grid_dilation(basis, n=2) -> int:
             raise ValueError(f"{fn} needs a basis sampled on the {grid} grid; this basis has "
                              f"a {'×'.join(map(str, basis.filter_shape))} filter: use {other}")
         raise ValueError(f"{fn} needs a basis sampled on the {grid} grid (no explicit points)")
-    if basis.filter_shape[0] == 1:
+    if basis.dilation is not None:  # the grid's own (anisotropic grids: not the point step)
+        return basis.dilation
+    if basis.filter_shape[-1] == 1:  # pickled by 0.1: the step along x of a k×…×k grid
         return 1
     return int(round(float(basis.points[1, 0] - basis.points[0, 0])))
 
@@ -172,7 +174,7 @@ def _conv(x, basis, weights, bias, stride, padding, dilation, precision, n):
     basis = _as_basis(basis)
     d = _grid_dilation(basis, n)
     if (dilation is not None and _tuple(dilation, n, "dilation") != (d,) * n
-            and basis.filter_shape[0] > 1):
+            and max(basis.filter_shape) > 1):
         raise ValueError(f"dilation {dilation!r} differs from the basis grid's dilation {d}; "
                          f"build the LayerBasis with dilation={dilation!r}")
     x = jnp.asarray(x)
@@ -196,7 +198,9 @@ def conv2d(x, basis: LayerBasis, weights, bias=None, stride=1, padding=0, dilati
     """Steerable convolution of ``x`` [N, C_in, H, W] with the filter of ``weights``
     (``jax.lax.conv_general_dilated``, cross-correlation like ``torch.nn.functional.conv2d``),
     plus ``expand_bias(bias)`` when given. ``dilation`` defaults to the basis grid's own
-    (``LayerBasis(..., dilation=d)``); another value is an error."""
+    (``LayerBasis(..., dilation=d)``); another value is an error. Anisotropic grids
+    (``LayerBasis(..., kernel_size=(k_H, k_W), spacing=(s_H, s_W))``) convolve the same way:
+    the spacing lives in the basis, ``padding`` may be per axis."""
     return _conv(x, basis, weights, bias, stride, padding, dilation, precision, 2)
 
 
@@ -262,3 +266,77 @@ _expand_many_jit = jax.jit(_expand_all, static_argnums=(0, 2))
 
 
 __all__ += ["expand_many"]  # appended with expand_many (issue 13)
+
+
+
+# ---- point convolutions (issue 19) ---------------------------------------------------------------
+import numpy as _np  # noqa: E402
+
+from .backends.point_numpy import block_groups as _block_groups  # noqa: E402
+from .pointconv import AGGREGATIONS as _AGGREGATIONS  # noqa: E402
+from .pointconv import DEFAULT_CHUNK_EDGES as _DEFAULT_CHUNK  # noqa: E402
+
+
+def _point_messages(groups, B, w, g, src, c_out):
+    """(E, c_out) messages K̃(δ_e) g_src (the contract of cupysteer.backends.point_numpy),
+    one einsum per irreps pair; ``groups``: :func:`_static_groups` (hashable, static)."""
+    msg = jnp.zeros((len(src), c_out), g.dtype)
+    gs = g[src]
+    for oc, ic, wi, bo, n, do, di in groups:
+        x = gs[:, _np.array(ic)].reshape(len(src), len(wi), di)
+        m = jnp.einsum("ekrc,bk,ebc->ebr", B[:, bo:bo + n * do * di].reshape(len(B), n, do, di),
+                       w[_np.array(wi)], x)
+        msg = msg.at[:, _np.array(oc)].add(m.reshape(len(src), len(oc)))
+    return msg
+
+
+#: one XLA program per (table, chunk shapes) instead of one dispatch per operation
+_point_messages_jit = jax.jit(_point_messages, static_argnums=(0, 5))
+
+
+def _static_groups(table) -> tuple:
+    """:func:`~cupysteer.backends.point_numpy.block_groups` as nested tuples (a jit key)."""
+    return tuple((tuple(oc.tolist()), tuple(ic.tolist()), tuple(map(tuple, wi.tolist())),
+                  int(bo), int(n), int(do), int(di))
+                 for oc, ic, wi, bo, n, do, di in _block_groups(table))
+
+
+def point_conv(basis, weights, features, positions, edge_index, bias=None, *,
+               aggregation: str = "mean", chunk_edges: int | None = None):
+    r"""Steerable point convolution (:class:`~cupysteer.pointconv.PointConvBasis`) in JAX:
+    y_i = agg_{e=(j→i)} K(x_j − x_i) f_j (+ bias), K = Q_out K̃ Q_inᵀ at irreps level.
+
+    ``positions`` and ``edge_index`` must be concrete (NumPy or JAX arrays, not traced): the
+    basis is evaluated per edge chunk by the NumPy core and is a constant for JAX;
+    ``weights``, ``features`` and ``bias`` are differentiable (``jax.grad`` works) and the
+    messages are summed per target with ``jax.ops.segment_sum``."""
+    if aggregation not in _AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {_AGGREGATIONS}, got {aggregation!r}")
+    x = _np.asarray(positions, _np.float64)
+    ei = _np.asarray(edge_index)
+    basis.check_graph(_np.zeros((len(x), basis.in_type.size)), x, ei)
+    if features.shape != (len(x), basis.in_type.size):
+        raise ValueError(f"features must have shape ({len(x)}, {basis.in_type.size}), got "
+                         f"{features.shape}")
+    f = jnp.asarray(features)
+    w = jnp.asarray(weights, f.dtype)[_np.asarray(basis.weight_index)]
+    g = f @ jnp.asarray(basis.in_type.change_of_basis, f.dtype)
+    c = basis.out_type.size
+    y = jnp.zeros((len(x), c), f.dtype)
+    chunk = _DEFAULT_CHUNK if chunk_edges is None else int(chunk_edges)
+    groups = _static_groups(basis.table)
+    for a in range(0, ei.shape[1], chunk):
+        s, t = ei[0, a:a + chunk], ei[1, a:a + chunk]
+        B = jnp.asarray(basis.evaluate_basis(x[s] - x[t]), f.dtype)
+        y = y + jax.ops.segment_sum(_point_messages_jit(groups, B, w, g, s, c), t,
+                                    num_segments=len(x))
+    out = y @ jnp.asarray(basis.out_type.change_of_basis, f.dtype).T
+    if aggregation == "mean":
+        deg = _np.maximum(_np.bincount(ei[1], minlength=len(x)), 1)
+        out = out / jnp.asarray(deg, f.dtype)[:, None]
+    if bias is not None:
+        out = out + jnp.asarray(basis.bias_expansion, f.dtype) @ jnp.asarray(bias, f.dtype)
+    return out
+
+
+__all__ += ["point_conv"]  # appended with point_conv (issue 19)

@@ -34,14 +34,18 @@ class Space:
     _pair_basis = None
 
     # ---- sampling ------------------------------------------------------------------------
-    def grid_points(self, kernel_size: int, dilation: int = 1) -> np.ndarray:
-        """The (k^d, d) sample points of a k×…×k filter, in the filter's flat order."""
-        return self._settings.grid_points(kernel_size, dilation)
+    def grid_points(self, kernel_size, dilation: int = 1, spacing=None) -> np.ndarray:
+        """The (k^d, d) sample points of a k×…×k filter, in the filter's flat order; with one
+        size per filter axis (k_0, …) or a per-axis ``spacing`` (s_0, …) the physical points
+        ``(j_i − (k_i−1)/2)·dilation·s_i`` of that grid (:mod:`cupysteer.settings`)."""
+        return self._settings.grid_points(kernel_size, dilation, spacing)
 
     def resolve_settings(self, kernel_size, dilation=1, rings=None, sigma=None,
-                         frequencies_cutoff=None, maximum_offset=None, points=None):
+                         frequencies_cutoff=None, maximum_offset=None, points=None,
+                         spacing=None):
         """The :class:`~cupysteer.settings.BasisSettings` of a layer, with this space's
-        defaults (``points`` only bounds the radii)."""
+        defaults (``points`` only bounds the radii; a non-cubic ``kernel_size`` or a
+        ``spacing`` takes the defaults of the effective cubic grid)."""
         raise NotImplementedError
 
     def sample_pair_bases(self, pairs, settings, points) -> list:
@@ -53,9 +57,28 @@ class Space:
         weight order (e2cnn: the ring; escnn: the harmonic degree)."""
         raise NotImplementedError
 
+    # ---- point convolutions (``_point``: the space's ``point`` module) ----------------------
+    _point = None
+
+    def point_settings(self, width=None, n_rings=None, rings=None, sigma=None,
+                       frequencies_cutoff=None):
+        """The radial settings of a point convolution (escnn's point-conv defaults)."""
+        return self._point.point_settings(width, n_rings, rings, sigma, frequencies_cutoff)
+
+    def point_pair_basis(self, in_irrep, out_irrep, settings):
+        """The element descriptors of one irreps pair of a point convolution."""
+        return self._point.point_pair_basis(in_irrep, out_irrep, settings)
+
+    def evaluate_point_basis(self, pair_basis, settings, delta):
+        """(E, n, d_out, d_in): a pair's point-convolution elements at relative positions."""
+        return self._point.evaluate_point_basis(pair_basis, settings, delta)
+
     # ---- symmetries of the grid ------------------------------------------------------------
     def grid_candidates(self, group) -> list:
-        """Elements of ``group`` that may map the square (cubic) grid onto itself."""
+        """Elements of ``group`` that may map the square (cubic) grid onto itself. They also
+        cover every rectangular / anisotropic grid: its symmetries are among the square's
+        (cube's), and :func:`cupysteer.equivariance.point_symmetries` keeps those that
+        permute the actual (physical) points."""
         raise NotImplementedError
 
     # ---- identity ------------------------------------------------------------------------

@@ -5,14 +5,17 @@ r"""The plane R² as the base space of the planar groups (e2cnn ``R2Conv``'s con
 * pair bases: rings × angular harmonics (:mod:`cupysteer.r2.pair_basis`); weights are
   ring-major, as in e2cnn;
 * exact grid symmetries: every element of a finite group; for SO(2)/O(2) the rotations by
-  multiples of 90° and the reflections whose axis is a multiple of π/4.
+  multiples of 90° and the reflections whose axis is a multiple of π/4. On a rectangular or
+  anisotropic grid (``kernel_size=(k_H, k_W)``, ``spacing=(s_H, s_W)`` with k_H·s_H ≠ k_W·s_W
+  or s_H ≠ s_W) only those that permute its physical points remain: the rotation by 180° and
+  the reflections across the x and y axes (the symmetries of the rectangle).
 """
 from __future__ import annotations
 
 import math
 
 from ..space import Space
-from . import pair_basis, settings
+from . import pair_basis, point, settings
 
 __all__ = ["Plane", "SPACE"]
 
@@ -28,11 +31,13 @@ class Plane(Space):
     field_spellings = ("regular, trivial, irrep:k, irrep:j,k, quotient:M, quotient:None,M, "
                        "quotient:a,M; comma-separated, repeated with regular*4 or 4*regular")
     _settings, _pair_basis = settings, pair_basis
+    _point = point
 
     def resolve_settings(self, kernel_size, dilation=1, rings=None, sigma=None,
-                         frequencies_cutoff=None, maximum_offset=None, points=None):
+                         frequencies_cutoff=None, maximum_offset=None, points=None,
+                         spacing=None):
         return settings.resolve_settings(kernel_size, dilation, rings, sigma,
-                                         frequencies_cutoff, maximum_offset, points)
+                                         frequencies_cutoff, maximum_offset, points, spacing)
 
     def element_order(self, pb):
         return pb.ring

@@ -6,7 +6,11 @@ r"""R³ as the base space of the groups of :mod:`cupysteer.r3` (escnn ``R3Conv``
 * pair bases: shells × spherical-harmonic tensors (:mod:`cupysteer.r3.pair_basis`), sampled
   for all pairs of a layer into one buffer; weights are harmonic-degree-major, as in escnn;
 * exact grid symmetries: every element of a finite group; for continuous groups the symmetries
-  of the cube (signed permutation matrices) they contain.
+  of the cube (signed permutation matrices) they contain. On a non-cubic or anisotropic grid
+  only those that permute its physical points remain: with one distinguished axis (voxels
+  1×1×3 mm, or 5×5×3 unit voxels; the other two equal) the 16 symmetries of the square prism
+  about it (rotations by 90° about it, the flips and reflections keeping it as an axis, 8 of
+  them rotations); with three different extents the 8 sign changes of the axes.
 """
 from __future__ import annotations
 
@@ -15,7 +19,7 @@ import itertools
 import numpy as np
 
 from ..space import Space
-from . import pair_basis, settings
+from . import pair_basis, point, settings
 
 __all__ = ["Space3", "SPACE"]
 
@@ -48,14 +52,16 @@ class Space3(Space):
                        "quotient:(False,4)); comma-separated, repeated with regular*4 or "
                        "4*regular")
     _settings, _pair_basis = settings, pair_basis
+    _point = point
 
     def resolve_settings(self, kernel_size, dilation=1, rings=None, sigma=None,
-                         frequencies_cutoff=None, maximum_offset=None, points=None):
+                         frequencies_cutoff=None, maximum_offset=None, points=None,
+                         spacing=None):
         if maximum_offset is not None:
             raise ValueError("maximum_offset is a planar (2D) setting; leave it None for "
                              "groups acting on R³")
         return settings.resolve_settings(kernel_size, dilation, rings, sigma,
-                                         frequencies_cutoff, points)
+                                         frequencies_cutoff, points, spacing)
 
     def element_order(self, pb):
         return pb.frequency

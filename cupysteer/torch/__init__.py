@@ -23,6 +23,9 @@ cupysteer checkout (it is installed from its repository, not from an index).
   plain ``[N, C, H, W]`` tensors, taking native or :mod:`cupysteer.compat.e2cnn` field types;
   :class:`SteerableConv3d`: escnn ``R3Conv``-style on ``[N, C, D1, D2, D3]`` for the groups of
   :mod:`cupysteer.r3` (native or :mod:`cupysteer.compat.escnn` field types).
+* :class:`SteerablePointConv` (:mod:`cupysteer.torch.point`): escnn ``R2PointConv`` /
+  ``R3PointConv``-style point convolutions, ``conv(features, positions, edge_index)``, with
+  per-edge filters never materialised (irreps-level contraction in edge chunks).
 
 >>> import torch, cupysteer as cs
 >>> from cupysteer.torch import SteerableConv2d
@@ -47,6 +50,7 @@ if not hasattr(torch, "library") or not hasattr(torch.library, "custom_op"):  # 
 from . import nn  # noqa: E402, F401  (the field-wise modules: cupysteer.torch.nn)
 from .layers import SteerableConv2d, SteerableConv3d, SteerableConvTranspose2d  # noqa: E402
 from .ops import adjoint, expand, register_basis  # noqa: E402
+from .point import SteerablePointConv  # noqa: E402
 
 __all__ = ["register_basis", "expand", "adjoint", "SteerableConv2d", "SteerableConv3d",
-           "SteerableConvTranspose2d"]
+           "SteerableConvTranspose2d", "SteerablePointConv"]

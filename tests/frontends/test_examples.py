@@ -80,3 +80,13 @@ def test_torch_rotated_volumes(tmp_path, capsys):
     assert 0.5 < s["parameters"] / p["parameters"] < 2  # comparable parameter counts
     out = capsys.readouterr().out
     assert "test accuracy canonical" in out and "invariance error under the 24 rotations" in out
+
+
+def test_point_cloud_classifier(capsys):
+    pytest.importorskip("torch", reason="examples/point_cloud_classifier.py needs PyTorch")
+    pytest.importorskip("cupysteer.torch", reason="cupysteer.torch is not importable")
+    acc, err = load("point_cloud_classifier").main(["--quick"])
+    assert err < 1e-4  # exactly invariant to 45° rotations (float32 round-off only)
+    assert 0 <= acc <= 1
+    out = capsys.readouterr().out
+    assert "test accuracy" in out and "invariance error" in out
