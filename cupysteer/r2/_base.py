@@ -15,6 +15,7 @@ import numpy as np
 from .. import _checks
 from .._memory import check_host
 from ..group import GroupBase
+from . import grids as _grids
 from . import representations as _representations
 from .irreps import DEFAULT_AXIS, TWO_PI, Irrep, rotation_matrix
 from .space import SPACE
@@ -175,6 +176,8 @@ class PlanarGroup(GroupBase):
     # ---- irreps, representations, subgroups ----------------------------------------------
     space = SPACE  # the plane
     _representations = _representations
+    #: the module whose ``grid(group, ...)`` lists grids of elements (Fourier transforms)
+    _grids = _grids
 
     @property
     def cache_id(self) -> str:

@@ -15,6 +15,7 @@ import numpy as np
 from .. import _checks
 from .._memory import check_host
 from ..group import GroupBase
+from . import grids as _grids
 from . import representations as _representations
 from .irreps import Irrep3
 from .so3 import wigner_D
@@ -194,6 +195,8 @@ class Group3(GroupBase):
 
     space = SPACE  # R³
     _representations = _representations
+    #: the module whose ``grid(group, ...)`` lists grids of elements (Fourier transforms)
+    _grids = _grids
 
     @property
     def cache_id(self) -> str:

@@ -77,16 +77,25 @@ class NormBatchNorm(FieldwiseModule):
 
     Parameters ``weight`` (n_fields, ones) and ``bias`` (one per trivial irreps coordinate,
     zeros; absent when there is none); buffers ``running_mean`` (per trivial coordinate),
-    ``running_var`` (per field, with the unbiased correction n s_f / (n s_f − t_f), t_f the
-    field's trivial coordinates, n the samples) and ``num_batches_tracked``;
-    ``momentum=None`` averages cumulatively, as torch.
+    ``running_var`` (per field, with the unbiased correction n s_f / (n s_f − t_f), t_f > 0
+    the field's trivial coordinates, n the samples; e2cnn's n / (n − 1) for a field without
+    trivial irreps) and ``num_batches_tracked``; ``momentum=None`` averages cumulatively, as
+    torch.
+
+    e2cnn (fields without trivial irreps, its only case): the same eval-mode output and
+    running statistics (tests/data/fieldwise); its state-dict entries ``<size>_weight`` and
+    ``<size>_running_var`` (one per field of that size) load into ``weight``/``running_var``.
+    In training mode e2cnn normalises by the *updated running* variance, not the batch's:
+    ``train_with_running_var=True`` does the same (default False: the batch variance, as
+    torch's batch norms and :func:`cupysteer.jax_nn.norm_batch_norm`).
     """
 
     def __init__(self, in_type, eps: float = 1e-05, momentum: float | None = 0.1,
-                 affine: bool = True):
+                 affine: bool = True, train_with_running_var: bool = False):
         super().__init__(in_type)
         fs = self.fields
         self.eps, self.momentum, self.affine = float(eps), momentum, bool(affine)
+        self.train_with_running_var = bool(train_with_running_var)
         self.n_fields, n_trivial = fs.n_fields, len(fs.trivial_coordinates)
         self.n_trivial = n_trivial
         dtype = torch.get_default_dtype()
@@ -128,6 +137,8 @@ class NormBatchNorm(FieldwiseModule):
             var = x.new_zeros(self.n_fields).index_add(0, self.channel_field, sq)
             var = var / self._field_sizes.to(x.dtype)
             self._update(var, mean_t, flat.shape[0] * flat.shape[2])
+            if self.train_with_running_var:
+                var = self.running_var.to(x.dtype)
         else:
             mean_t = self.running_mean.to(x.dtype) if self.n_trivial else None
             centred = flat - (B @ mean_t)[:, None] if self.n_trivial else flat
@@ -145,8 +156,27 @@ class NormBatchNorm(FieldwiseModule):
         self.num_batches_tracked.add_(1)
         m = self._factor()
         size = self._field_sizes.to(var.dtype)
-        unbiased = var * (n * size) / torch.clamp(n * size - self._field_trivial.to(var.dtype),
-                                                  min=1.0)
+        t = self._field_trivial.to(var.dtype)
+        unbiased = torch.where(t > 0, var * (n * size) / torch.clamp(n * size - t, min=1.0),
+                               var * (n / (n - 1) if n > 1 else 1.0))
         self.running_var.mul_(1 - m).add_(m * unbiased.to(self.running_var.dtype))
         if mean_t is not None:
             self.running_mean.mul_(1 - m).add_(m * mean_t.to(self.running_mean.dtype))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Accepts e2cnn's NormBatchNorm entries ``<s>_weight``/``<s>_running_var`` (shape
+        (1, n_s, 1, 1, 1): the fields of size s in field order) and drops ``<s>_indices``."""
+        sizes = {str(g.size): g for g in self.fields.by_size}
+        found = {}
+        for k in [k for k in state_dict if k.startswith(prefix)]:
+            head, _, tail = k[len(prefix):].partition("_")
+            if head in sizes and tail in ("weight", "running_var", "indices"):
+                found.setdefault(tail, {})[head] = state_dict.pop(k)
+        for tail, per_size in found.items():
+            if tail == "indices":
+                continue
+            out = torch.empty(self.n_fields)
+            for s, v in per_size.items():
+                out[torch.tensor(np.array(sizes[s].fields))] = v.reshape(-1).to(out.dtype)
+            state_dict[prefix + tail] = out
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

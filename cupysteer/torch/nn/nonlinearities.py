@@ -4,7 +4,10 @@
   pointwise fields (ρ(g) a permutation of each field's channels), which it commutes with.
 * :class:`NormNonLinearity`: each field scaled by f(‖x_f‖ − b_f)/‖x_f‖; the field norm is
   invariant for every (orthogonal) representation, so any field is accepted.
-* :class:`GatedNonLinearity1`: each gated field times sigmoid of its gate (a trivial field).
+* :class:`GatedNonLinearity1`: each gated field times sigmoid(gate − bias), its gate a trivial
+  field (e2cnn's learnt ``bias``; gates given to the gated fields in size order).
+* :class:`GatedNonLinearity2`: the same with the gates and the gated fields in two tensors
+  (e2cnn's two-input form) and a learnt bias: gated_i · sigmoid(gate_i − bias_i).
 """
 from __future__ import annotations
 
@@ -13,9 +16,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._common import FieldwiseModule, as_index, sub_type
+from ...field_type import FieldType
+from ._common import FieldwiseModule, as_index, field_structure, sub_type
 
-__all__ = ["PointwiseNonLinearity", "ReLU", "ELU", "NormNonLinearity", "GatedNonLinearity1"]
+__all__ = ["PointwiseNonLinearity", "ReLU", "ELU", "NormNonLinearity", "GatedNonLinearity1",
+           "GatedNonLinearity2"]
 
 _POINTWISE = {"p_relu": F.relu, "p_elu": F.elu, "p_sigmoid": torch.sigmoid,
               "p_tanh": torch.tanh}
@@ -138,10 +143,15 @@ class GatedNonLinearity1(FieldwiseModule):
     """e2cnn's ``GatedNonLinearity1(in_type, gates=None, drop_gates=True)``.
 
     ``gates`` lists, per field, ``'gate'`` or ``'gated'``; by default the first half of the
-    fields are gates and the second half the gated fields. The i-th gated field is multiplied
-    by sigmoid of the i-th gate; gates must be trivial fields of size 1 (checked numerically),
-    the gated fields may be any fields. The output holds the gated fields (``drop_gates=True``)
-    or every field, the gates replaced by their sigmoid (``drop_gates=False``).
+    fields are gates and the second half the gated fields. Gates must be trivial fields of size
+    1 (checked numerically), the gated fields may be any fields. As e2cnn, the gated fields
+    sorted by size (ascending, stable) take the gates in turn (the i-th gated field the i-th
+    gate when the sizes do not decrease), and a gated field is multiplied by
+    sigmoid(gate − bias_gate). The output holds the gated fields (``drop_gates=True``) or
+    every field, the gates replaced by sigmoid(gate − bias) (``drop_gates=False``).
+
+    Parameter ``bias`` (1, n_gates, 1, …, 1), e2cnn's state-dict entry; initialised to zeros
+    (e2cnn draws it from a standard normal) so that an untrained module is the plain gate.
     """
 
     def __init__(self, in_type, gates=None, drop_gates: bool = True):
@@ -169,21 +179,85 @@ class GatedNonLinearity1(FieldwiseModule):
         self.drop_gates = bool(drop_gates)
         if self.drop_gates:
             self.out_type = sub_type(in_type, gated_fields)
-        gate_channel = np.zeros(in_type.size, dtype=np.int64)
-        for gate, gated in zip(gate_fields, gated_fields):
-            gate_channel[self.fields.channels(gated)] = self.fields.channels(gate)[0]
+        sizes = in_type.field_sizes[gated_fields]
+        by_size = np.array(gated_fields)[np.argsort(sizes, kind="stable")]
+        gate_number = np.zeros(in_type.size, dtype=np.int64)  # channel -> its gate's index
+        for i, gated in enumerate(by_size):
+            gate_number[self.fields.channels(gated)] = i
         gated_ch = np.concatenate([self.fields.channels(f) for f in gated_fields])
         gate_ch = np.array([self.fields.channels(f)[0] for f in gate_fields], np.int64)
+        self.bias = nn.Parameter(torch.zeros(1, len(gate_fields), *[1] * self.spatial_dims))
         self.register_buffer("gated_channels", as_index(gated_ch), persistent=False)
-        self.register_buffer("gate_of_channel", as_index(gate_channel[gated_ch]),
+        # per gated channel: its gate's index among the gates
+        self.register_buffer("gate_of_channel", as_index(gate_number[gated_ch]),
                              persistent=False)
         self.register_buffer("gate_channels", as_index(gate_ch), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self._check(x)
-        sig = torch.sigmoid(x)
+        sig = torch.sigmoid(x.index_select(1, self.gate_channels) - self.bias)
         gated = x.index_select(1, self.gated_channels) * sig.index_select(1, self.gate_of_channel)
         if self.drop_gates:
             return gated
         out = x.index_copy(1, self.gated_channels, gated)
-        return out.index_copy(1, self.gate_channels, sig.index_select(1, self.gate_channels))
+        return out.index_copy(1, self.gate_channels, sig)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        """Also drops e2cnn's derived ``input_indices_*``/``output_indices_*``/
+        ``gates_indices`` buffers."""
+        for k in [k for k in state_dict if k.startswith(prefix)]:
+            rest = k[len(prefix):]
+            if "." not in rest and rest.startswith(("input_indices_", "output_indices_",
+                                                    "gates_indices")):
+                del state_dict[k]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+class GatedNonLinearity2(FieldwiseModule):
+    """e2cnn's ``GatedNonLinearity2(in_type=(gates_type, gated_type))``; called as
+    ``module(gates, x)``.
+
+    ``gates_type``: trivial fields of size 1, one per field of ``gated_type`` (any fields).
+    The gates are given to the gated fields in e2cnn's order: the gated fields sorted by size
+    (ascending, stable) take the gates in turn (field order when the sizes do not decrease).
+    Output (``out_type = gated_type``): gated field f times sigmoid(gate_f − bias_f).
+    Parameter ``bias`` of shape (1, n_gates, 1, …, 1), initialised from a standard normal as
+    e2cnn. Equivariant because the gates are invariant scalars.
+    """
+
+    def __init__(self, in_type):
+        if not isinstance(in_type, (tuple, list)) or len(in_type) != 2 or not all(
+                isinstance(t, FieldType) for t in in_type):
+            raise TypeError("in_type must be a pair (gates_type, gated_type) of cupysteer "
+                            f"FieldTypes (e2cnn's GatedNonLinearity2), got {in_type!r:.120}")
+        gates_type, gated_type = in_type
+        if gates_type.group != gated_type.group:
+            raise ValueError(f"the gates and the gated fields must share one group, got "
+                             f"{gates_type.group!r} and {gated_type.group!r}")
+        super().__init__(gated_type)
+        gates = field_structure(gates_type, "in_type[0] (the gates)")
+        gates.require_trivial("GatedNonLinearity2: the gates (in_type[0])",
+                              range(gates.n_fields))
+        if gates.n_fields != self.fields.n_fields:
+            raise ValueError(f"GatedNonLinearity2: {gates.n_fields} gates for "
+                             f"{self.fields.n_fields} gated fields; in_type[0] needs one "
+                             f"trivial field per field of in_type[1]")
+        self.in_type = (gates_type, gated_type)
+        self.out_type = gated_type
+        n = gates.n_fields
+        self.bias = nn.Parameter(torch.randn(1, n, *[1] * self.spatial_dims))
+        gate_of_field = np.empty(n, dtype=np.int64)
+        gate_of_field[self.fields.size_order] = np.arange(n)
+        self.register_buffer("gate_of_channel", as_index(gate_of_field[self.fields.channel_field]),
+                             persistent=False)
+
+    def forward(self, gates: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        n = self.bias.shape[1]
+        if not isinstance(gates, torch.Tensor) or gates.shape != (x.shape[0], n) + x.shape[2:]:
+            raise ValueError(f"GatedNonLinearity2: gates must have shape "
+                             f"{(x.shape[0], n) + tuple(x.shape[2:])} (one trivial field per "
+                             f"gated field, x's batch and grid), got "
+                             f"{getattr(gates, 'shape', type(gates).__name__)}")
+        sig = torch.sigmoid(gates - self.bias)
+        return x * sig.index_select(1, self.gate_of_channel)
