@@ -24,11 +24,12 @@ PKG = "cupysteer"
 
 CORE = {"group", "space", "representation", "field_type", "settings", "pair_basis", "layout",
         "reference", "basis", "plan", "init", "equivariance", "cache", "fieldwise", "_checks",
-        "_memory", "_spelling", "_version"}
+        "restriction", "_memory", "_spelling", "_version", "pointconv",
+        "fourier"}
 # the module paths of 0.1, kept by one package-level module (imports anything, like __init__)
 PACKAGE_LEVEL = {"_moved"}
 FRONTENDS = {"torch", "jax", "cli", "io", "dlpack", "gallery", "fields_spec", "compat",
-             "__main__", "flax", "equinox"}
+             "__main__", "flax", "equinox", "jax_nn"}
 SPACES = {"r2", "r3"}
 # (importer kind → kinds it must not import)
 FORBIDDEN = {
@@ -39,6 +40,7 @@ FORBIDDEN = {
 }
 # function-local imports of cupysteer's own code that are allowed: (importer, imported prefix)
 LAZY_ALLOWED = {("cupysteer.basis", "cupysteer.backends"),  # LayerBasis runs its backend
+                ("cupysteer.pointconv", "cupysteer.backends"),  # PointConvBasis.apply
                 ("cupysteer.cli.bench", "cupysteer.backends")}  # times CuPy when present
 
 
