@@ -42,3 +42,14 @@ def _module_restores_global_numeric_state():
     assert not changed, (f"this test module left process-wide numeric state changed "
                          f"{changed}; use a fixture that restores it (torch.set_default_dtype "
                          f"in a yield fixture, `with jax.enable_x64(True):`)")
+
+
+@pytest.fixture
+def float64():
+    """torch's default dtype float64 for one test (restored afterwards): the exact-equivariance
+    tests of the torch front end run in double precision."""
+    torch = pytest.importorskip("torch", reason="the float64 fixture sets torch's default dtype")
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)

@@ -58,15 +58,7 @@ def _check_layer(conv, x, spacing, expected_count):
     return y
 
 
-@pytest.fixture
-def f64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
-def test_conv2d_rectangle_equivariance(f64):
+def test_conv2d_rectangle_equivariance(float64):
     G = cs.DihedralGroup(4)
     tin = cs.FieldType(G, [G.trivial_representation, G.regular_representation])
     tout = cs.FieldType(G, [G.regular_representation] * 2)
@@ -79,7 +71,7 @@ def test_conv2d_rectangle_equivariance(f64):
     assert y.shape == (2, tout.size, 9, 5)
 
 
-def test_conv_transpose2d_rectangle_equivariance(f64):
+def test_conv_transpose2d_rectangle_equivariance(float64):
     G = cs.CyclicGroup(4)
     t = cs.FieldType(G, [G.regular_representation])
     torch.manual_seed(1)
@@ -87,7 +79,7 @@ def test_conv_transpose2d_rectangle_equivariance(f64):
     _check_layer(conv, torch.randn(1, t.size, 5, 9), (2.0, 1.0), 2)
 
 
-def test_conv3d_mri_voxels_equivariance(f64):
+def test_conv3d_mri_voxels_equivariance(float64):
     """Voxels 1×1×3 mm (x, y, z) sliced along D1 = z: spacing (3, 1, 1)."""
     G = r3.Octahedral()
     tin = cs.FieldType(G, [G.trivial_representation])
@@ -97,7 +89,7 @@ def test_conv3d_mri_voxels_equivariance(f64):
     _check_layer(conv, torch.randn(1, 1, 5, 7, 7), (3.0, 1.0, 1.0), 8)
 
 
-def test_conv3d_non_cubic_5x5x3_with_padding(f64):
+def test_conv3d_non_cubic_5x5x3_with_padding(float64):
     G = r3.FullOctahedral()
     tin = cs.FieldType(G, [G.trivial_representation, G.standard_representation])
     tout = cs.FieldType(G, [G.trivial_representation, G.standard_representation])
@@ -115,7 +107,7 @@ def test_conv3d_non_cubic_5x5x3_with_padding(f64):
         torch.testing.assert_close(exported(x), y, rtol=0, atol=1e-12)
 
 
-def test_copies_pickle_and_state_dict(f64):
+def test_copies_pickle_and_state_dict(float64):
     G = cs.DihedralGroup(4)
     t = cs.FieldType(G, [G.regular_representation])
     torch.manual_seed(4)
@@ -140,7 +132,7 @@ def test_copies_pickle_and_state_dict(f64):
     assert other.basis != conv.basis and other.basis.definition != conv.basis.definition
 
 
-def test_torch_compile_and_gradients(f64):
+def test_torch_compile_and_gradients(float64):
     G = r3.Octahedral()
     tin = cs.FieldType(G, [G.trivial_representation])
     tout = cs.FieldType(G, [G.regular_representation])
@@ -180,7 +172,7 @@ def test_clear_errors(cls, kw, match):
         cls(t, t, ks, **kw)
 
 
-def test_nn_equivariance_tools_take_the_spacing(f64):
+def test_nn_equivariance_tools_take_the_spacing(float64):
     """``cupysteer.torch.nn``'s feature_points / grid_elements / transform / check_equivariance
     place an anisotropic map at its physical points (the layers' ``spacing=``)."""
     from cupysteer.torch import nn as csnn

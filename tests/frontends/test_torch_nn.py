@@ -20,14 +20,6 @@ from cupysteer.compat import e2cnn as e  # noqa: E402
 from cupysteer.torch import nn as cnn  # noqa: E402
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def _groups():
     return {"C4": cs.CyclicGroup(4), "D4": cs.DihedralGroup(4), "C8": cs.CyclicGroup(8),
             "O": r3.Octahedral()}

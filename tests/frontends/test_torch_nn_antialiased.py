@@ -28,14 +28,6 @@ NAMES = {"PointwiseAvgPoolAntialiased": snn.PointwiseAvgPoolAntialiased,
          "PointwiseMaxPoolAntialiased3D": snn.PointwiseMaxPoolAntialiased3d}
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def _anchor_cases(cases, data, field_type):
     z = np.load(DATA / data / "modules.npz")
     for i, (name, kw, _) in enumerate(cases["cases"]):

@@ -33,14 +33,6 @@ from _paths import DATA  # noqa: E402
 FIXTURES = DATA / "fieldwise" / "escnn.npz"
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 ESCNN_CASES = {
     "so2_elu": lambda: cnn.FourierELU(cs.SO2(), 3, [(0,), (1,), (2,)], N=8),
     "so2_relu_n7": lambda: cnn.FourierPointwise(cs.SO2(), 2, [(0,), (1,), (2,)], N=7),

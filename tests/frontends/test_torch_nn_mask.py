@@ -20,14 +20,6 @@ from cupysteer.torch.nn.mask import radial_mask  # noqa: E402
 from _paths import DATA  # noqa: E402
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def _cases(data):
     meta = json.loads((DATA / data / "meta.json").read_text())["module_cases"]["cases"]
     z = np.load(DATA / data / "modules.npz")

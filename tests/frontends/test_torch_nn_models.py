@@ -18,15 +18,6 @@ from _helpers import e2cnn_field, e2cnn_gspace  # noqa: E402
 from _paths import DATA  # noqa: E402
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
-
 @pytest.mark.parametrize("group", ["C4", "D4"])
 def test_small_model_is_equivariant(float64, group):
     """conv → InnerBatchNorm → ReLU → conv → GroupPooling, SteerableConv2d and these modules

@@ -16,15 +16,6 @@ import cupysteer as cs  # noqa: E402
 from cupysteer import r3  # noqa: E402
 from cupysteer.torch import nn as cnn  # noqa: E402
 
-
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 GROUPS = {"C4": lambda: cs.CyclicGroup(4), "D4": lambda: cs.DihedralGroup(4),
           "O": r3.Octahedral}
 

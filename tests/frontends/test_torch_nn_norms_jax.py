@@ -25,14 +25,6 @@ def _x64():
         yield
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def mixed_type(G):
     irrep = G.standard_representation if isinstance(G, r3.Octahedral) else G.irreps()[-1]
     R = G.regular_representation

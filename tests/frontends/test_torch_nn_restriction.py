@@ -33,14 +33,6 @@ META = json.loads((FIX / "cases.json").read_text())
 ARRAYS = np.load(FIX / "arrays.npz")
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def group(spec):
     kind, N, f = spec
     if kind == "rot":

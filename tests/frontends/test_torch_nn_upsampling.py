@@ -21,14 +21,6 @@ from _paths import DATA  # noqa: E402
 FIX = DATA / "restriction"
 
 
-@pytest.fixture
-def float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
-
-
 def _d4():
     G = cs.DihedralGroup(4)
     return cs.FieldType(G, [G.regular_representation, G.irrep(1, 1).representation])
