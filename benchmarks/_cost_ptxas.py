@@ -30,11 +30,13 @@ _ARGS = "EvPKT_xS2_S2_PKxS4_S4_"
 RECORDED = {
     "v1": _log([(f"_Z14expand_adjointIff{_ARGS}PS0_xiiii", 48),
                 (f"_Z14expand_forwardIfff{_ARGS}PT1_xiiii", 48)]),
-    # kernels/expand_v2.cu as of 2026-12-02 10:15 UTC, __launch_bounds__(128, 6) (work in
-    # progress: the nvcc report of the current file is preferred)
+    # kernels/expand_v2.cu as of 2026-12-02 10:52 UTC: __launch_bounds__(128, 6), the direct
+    # forward (irreps-only launches) __launch_bounds__(128, 8) (the nvcc report of the
+    # current file is preferred)
     "v2": _log([("_Z16expand_reduce_v2IfEvPKT_ixPS0_", 39),
                 (f"_Z17expand_adjoint_v2Iff{_ARGS}PS0_xxiiiii", 80),
-                (f"_Z17expand_forward_v2Ifff{_ARGS}S4_S4_PT1_xiiiiii", 80)]),
+                (f"_Z17expand_forward_v2Ifff{_ARGS}S4_S4_PT1_xiiiiii", 80),
+                (f"_Z24expand_forward_direct_v2Ifff{_ARGS}S4_S4_PT1_xiiiiii", 64)]),
 }
 
 

@@ -10,8 +10,11 @@ same 4 × 4 tiles, then one warp per weight slot with lanes along points (coales
 loads) and a butterfly sum; with several point tiles the partial sums go to a workspace that
 ``expand_reduce_v2`` sums in a fixed order (its launch and bytes are added).
 
-The launch configuration comes from ``cupysteer.backends.launch_v2.launch_config_v2`` when it
-exists; otherwise from :func:`fallback_config` (stated in :meth:`V2.provenance`).
+Irreps-only launches (Q_in = Q_out = I, identity weight positions) run the forward as
+``expand_forward_direct_v2`` (``cfg.kernel == "direct"``: no staging, the weights read in
+place beside the basis, 64 registers). The launch configuration comes from
+``cupysteer.backends.launch_v2.launch_config_v2`` when it exists; otherwise from
+:func:`fallback_config` (stated in :meth:`V2.provenance`).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ import math
 from types import SimpleNamespace
 
 import numpy as np
+from _cost_direct import DirectForward
 from _cost_v1 import EARLY_EXIT, V1, _cells
 from _cost_walk import (
     INDEX_INSTR,
@@ -79,12 +83,14 @@ def fallback_config(p, kind: str, batch: int = 1, item: int = 4, sms: int = 132)
                                                            + c.max_weights * 4))
 
 
-class V2(V1):
+class V2(DirectForward, V1):
     name = "v2"
     source = "expand_v2.cu"
-    kernels = {"forward": "expand_forward_v2", "adjoint": "expand_adjoint_v2"}
+    kernels = {"forward": "expand_forward_v2", "adjoint": "expand_adjoint_v2",
+               "direct": "expand_forward_direct_v2"}
     name_expressions = ("expand_forward_v2<float, float, float>",
-                        "expand_adjoint_v2<float, float>", "expand_reduce_v2<float>")
+                        "expand_adjoint_v2<float, float>", "expand_reduce_v2<float>",
+                        "expand_forward_direct_v2<float, float, float>")
     assumed_registers = 64
 
     def provenance(self) -> str:
@@ -107,6 +113,8 @@ class V2(V1):
     # ---- forward ---------------------------------------------------------------------------
 
     def forward_block(self, p, cfg, f: int, y: int, item: int) -> BlockCost:
+        if getattr(cfg, "kernel", "forward") == "direct":
+            return self._direct_block(p, cfg, f, y)
         fp, T, blk, ent = p.fieldpairs[f], cfg.block[0], p.blocks, p.entries
         P, so, si = int(fp[FP.points]), int(fp[FP.out_size]), int(fp[FP.in_size])
         x0, d0 = (y // cfg.col_tiles) * cfg.tile, (y % cfg.col_tiles) * cfg.cols
@@ -174,7 +182,8 @@ class V2(V1):
                   cp=math.ceil(len(x) / T) * (INDEX_INSTR + LAT_SMEM))
         return c
 
-    def _fill2(self, p, ea, eb, r0, c0, nc, nx, x0, T, tm, dst=None) -> BlockCost:
+    def _fill2(self, p, ea, eb, r0, c0, nc, nx, x0, T, tm, dst=None,
+               wglobal=None, wide=False) -> BlockCost:
         """cs2_fill: items (entry, point), x fastest; per element one basis load (coalesced
         along points) and one shared load of Ws (broadcast per entry); the result stored to
         shared memory, or (``dst`` = (filter offset, row stride, column stride), when
@@ -196,9 +205,14 @@ class V2(V1):
         trips = float(wtrips.sum())
         slot_w = q[:, ENT.slot]
         lane_loads = float(n.sum())  # lanes past their entry's count idle (no load)
+        if wglobal is None:  # Ws in shared memory (broadcast per entry)
+            c.add(swave=trips * shared_wavefronts(slot_w) / g)
+        else:  # the weights read in place: w[weight_base + slot - ws + e], beside the basis
+            wa = wglobal + slot_w
+            c.add(gwave=trips * global_wavefronts(wa) / g,
+                  l2_bytes=32 * trips * sectors(wa) / g)
         c.add(gwave=6 * ent_lines + max(trips, lane_loads * lines0 / m),
               l2_bytes=32 * lane_loads * secs0 / m,
-              swave=trips * shared_wavefronts(slot_w) / g,
               fma=float(n.sum()), loads=2 * float(n.sum()) + 6 * m,
               instr=g * (INDEX_INSTR + 12) + trips * 5)
         if dst is None:
@@ -208,8 +222,11 @@ class V2(V1):
             o = (ob + (q[:, ENT.row] - r0) * rs + (q[:, ENT.col] - c0) * P + x)[live]
             c.add(gwave=global_wavefronts(o), l2_bytes=32 * sectors(o))
         per_round = [wtrips[i:i + T // 32].max() for i in range(0, len(wtrips), T // 32)]
-        c.add(cp=sum(LAT_L1 + INDEX_INSTR + loop_cycles(t, 5, LAT_L2, 2) for t in per_round)
-              + LAT_SYNC)
+        def chain(t):  # wide: groups of four elements (loads in flight), then the rest by two
+            if wide:
+                return loop_cycles(t // 4 * 4, 5, LAT_L2, 4) + loop_cycles(t % 4, 5, LAT_L2, 2)
+            return loop_cycles(t, 5, LAT_L2, 2)
+        c.add(cp=sum(LAT_L1 + INDEX_INSTR + chain(t) for t in per_round) + LAT_SYNC)
         return c
 
     def _tiled(self, c, na, nd, nk, nx, T, left_words=None, left_addr=None, right_words=None,

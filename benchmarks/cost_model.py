@@ -58,7 +58,8 @@ def predict_launch(version, p, kind: str, dev, batch: int = 1) -> dict:
     """Prediction of one launch of ``version`` ('v1' / 'v2' walker) over packed plan ``p``."""
     w = VERSIONS[version] if isinstance(version, str) else version
     cfg, paths, totals, extra = w.walk(p, kind, batch, dev=dev)
-    regs, src = kernel_registers(w, kind)
+    # the kernel the launch configuration picked (v2 forward: 'forward' or 'direct')
+    regs, src = kernel_registers(w, getattr(cfg, "kernel", kind) if kind == "forward" else kind)
     res = resident_blocks(dev, cfg.block[0], regs, cfg.shared_mem)
     totals = dict(totals, hbm_bytes=hbm_bytes(p, batch) + extra["hbm_bytes"])
     t = kernel_time(dev, totals, paths, res)
@@ -169,7 +170,10 @@ def main(argv=None):
     r0 = rows[0]
     print("registers per thread (forward / adjoint): " + "; ".join(
         f"{v} {r0[f'{v}_forward']['registers']} / {r0[f'{v}_adjoint']['registers']} "
-        f"({r0[f'{v}_forward']['registers_from']})" for v in VERSIONS))
+        f"({r0[f'{v}_forward']['registers_from']})" for v in VERSIONS)
+        + "".join(f"; {v} direct forward (irreps-only launches) "
+                  f"{kernel_registers(w, 'direct')[0]}"
+                  for v, w in VERSIONS.items() if "direct" in w.kernels))
     print(table(rows, dev))
     for kind in ("forward", "adjoint"):
         worse = [f"{r['name']} ({_us(r[f'v1_{kind}']['s'])} -> {_us(r[f'v2_{kind}']['s'])})"

@@ -317,9 +317,9 @@ class CupyExpander:
         return kern
 
     def _prepare_v2(self, cupy, t, cfg, kind, out_name, out_dtype, batch):
-        return prepare_v2(lambda k, shared: self._kernel_v2(k, out_name if k == "forward"
-                                                            else None, shared),
-                          cupy, t, self.packed, cfg, kind, out_dtype, batch, self.dtype)
+        def kernel(k, shared):  # the forward kernels ('forward', 'direct') take out_name
+            return self._kernel_v2(k, out_name if k in ("forward", "direct") else None, shared)
+        return prepare_v2(kernel, cupy, t, self.packed, cfg, kind, out_dtype, batch, self.dtype)
 
     def prepare(self, batch: int = 1, out_dtype=None) -> None:
         """Upload the plan and prepare the forward and adjoint launches for ``batch`` items on

@@ -114,11 +114,14 @@ def _ctype(dtype) -> str:
 
 def name_expression(kind: str, dtype, out: str | None = None, version: int = 1) -> str:
     """The template instantiation for ``kind`` ('forward' or 'adjoint'; version 2 also
-    'reduce', the adjoint's second pass) and weight dtype; ``version`` 1: expand.cu,
+    'reduce', the adjoint's second pass, and 'direct', the forward of irreps-only launches)
+    and weight dtype; ``version`` 1: expand.cu,
     2: expand_v2.cu (the same names with a ``_v2`` suffix)."""
     if version == 2:
         if kind == "reduce":
             return f"expand_reduce_v2<{_ctype(dtype)}>"
+        if kind == "direct":  # the forward of irreps-only launches (launch_config_v2)
+            return name_expression("forward", dtype, out).replace("<", "_direct_v2<", 1)
         return name_expression(kind, dtype, out).replace("<", "_v2<", 1)
     if version != 1:
         raise ValueError(f"version must be 1 or 2, got {version!r}")
@@ -136,12 +139,12 @@ def name_expression(kind: str, dtype, out: str | None = None, version: int = 1) 
 
 
 def all_name_expressions(half: bool = False, version: int = 1) -> list[str]:
-    kinds = ("forward", "adjoint") + (("reduce",) if version == 2 else ())
+    kinds = ("forward", "adjoint") + (("reduce", "direct") if version == 2 else ())
     names = [name_expression(k, d, version=version) for d in (np.float32, np.float64)
              for k in kinds]
     if half:
-        names += [name_expression("forward", np.float32, o, version)
-                  for o in ("__half", "__nv_bfloat16")]
+        names += [name_expression(k, np.float32, o, version)
+                  for k in ("forward", "direct")[:version] for o in ("__half", "__nv_bfloat16")]
     return names
 
 

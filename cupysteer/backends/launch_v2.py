@@ -11,6 +11,16 @@ that fit (row chunks, column tiles, point tiles), the one of least estimated tim
 cost model as the adjoint: the fill repeated per column tile when Q_in ≠ I, the change of
 basis, barriers; more CUDA blocks than SMs only where it pays).
 
+Forward of irreps-only launches (:func:`is_direct`: Q_in = Q_out = I on every field pair and
+every template's weight positions the identity, e.g. SO(2)/SO(3) irreps fields): the kernel
+``expand_forward_direct_v2`` (``kernel="direct"``; shared = 0): no per-block staging of the
+weights (read in place, beside the basis loads: the v2 forward's two dependent L2 latencies
+per block are gone), four elements' loads in flight per thread, ``__launch_bounds__(128, 8)``
+(64 registers, eight CUDA blocks per SM against the general forward's six); the point tile
+is the one of least estimated latency-bound time (:func:`_forward_direct`). In the cost model
+(benchmarks/cost_model.py) this is what v1 was predicted faster on (SO(2) irreps 0–3 ×8 7×7,
+SO(3) irreps 0–3 ×4 7³): the direct kernel beats v1 there (BENCHMARKS.md).
+
 Adjoint (shared = 2·ext·s_in·tile·item + max_weights·4): every (row chunk, weight pass,
 point tile) is one CUDA block; a small cost model in cycles picks the layout: total work /
 (SMs·threads) + a share per CUDA block + the largest block's work / threads + its fixed
@@ -41,7 +51,8 @@ from .launch import (
 )
 from .packing import BLK, ENT, FP, PackedPlan
 
-__all__ = ["LaunchConfigV2", "launch_config_v2", "prepare_v2", "SMS_DEFAULT", "WARP"]
+__all__ = ["LaunchConfigV2", "launch_config_v2", "prepare_v2", "is_direct", "SMS_DEFAULT",
+           "WARP"]
 
 #: SMs assumed when the device does not say (an H100/H200 SXM)
 SMS_DEFAULT = 132
@@ -62,6 +73,7 @@ class LaunchConfigV2:
     tiles: int = 1  # adjoint: point tiles (> 1: partial sums and a second pass)
     vec: int = 1  # forward: points per basis load in the fill (1 or 2)
     reduce_grid: tuple = ()  # adjoint with tiles > 1: grid of expand_reduce_v2
+    kernel: str = "forward"  # forward: 'forward' (expand_forward_v2) or 'direct'
 
 
 def _even_basis(packed: PackedPlan, tile: int) -> bool:
@@ -76,13 +88,14 @@ def _spread(P: int, tile: int) -> tuple:
 
 
 def _cost(total: float, nblocks: int, block: float, shared: int, sms: int,
-          threads: int) -> float:
+          threads: int, per_sm: int = 6) -> float:
     """Estimated cycles of a launch: the larger of the work spread over the SMs it can use
-    (at most one per CUDA block) and the waves of CUDA blocks (resident per SM: six by the
-    registers of ``__launch_bounds__(128, 6)``, fewer when shared memory is the limit) times
-    a block's critical path, plus a small share of SM time per CUDA block."""
+    (at most one per CUDA block) and the waves of CUDA blocks (resident per SM: ``per_sm``,
+    six by the registers of ``__launch_bounds__(128, 6)``, eight for the direct kernel's
+    ``(128, 8)``, fewer when shared memory is the limit) times a block's critical path, plus
+    a small share of SM time per CUDA block."""
     used = max(1, min(sms, nblocks))
-    resident = max(1, min(6, _SMEM_PER_SM // (shared + 1024)))
+    resident = max(1, min(per_sm, _SMEM_PER_SM // (shared + 1024)))
     waves = -(-nblocks // (sms * resident))
     return max(total / (used * threads), waves * (block + _BLOCK_LATENCY)) \
         + nblocks * _BLOCK_SHARE / used
@@ -96,7 +109,57 @@ def _tiles_to_try(P: int, fit: int, smallest: int = WARP) -> list:
                   | {-(-P // k) for k in (2, 3, 4) if 8 <= -(-P // k) < top})
 
 
+def is_direct(packed: PackedPlan) -> bool:
+    """Whether the forward may use ``expand_forward_direct_v2``: Q_in = Q_out = I on every
+    field pair (irreps fields) and every template's weight positions are the identity
+    (``positions[ws + j] == j``: the weights are read in place, in slot order)."""
+    fp, blk = packed.fieldpairs, packed.blocks
+    if not len(fp) or (fp[:, FP.in_cob] >= 0).any() or (fp[:, FP.out_cob] >= 0).any():
+        return False
+    for b0, b1 in np.unique(fp[:, [FP.block_begin, FP.block_end]], axis=0):
+        if b0 < b1:
+            ws = blk[b0, BLK.weight_offset]
+            ns = blk[b1 - 1, BLK.weight_offset] + blk[b1 - 1, BLK.count] - ws
+            if not np.array_equal(packed.positions[ws:ws + ns], np.arange(ns)):
+                return False
+    return True
+
+
+def _forward_direct(packed, batch, sms, threads):
+    """The direct kernel's layout: whole columns, no shared memory; the point tile of least
+    estimated time. A thread's items (entry, point) run in series, each a chain of its
+    entry's elements whose basis and weight loads come from L2 (_L2_CHAIN cycles per element,
+    four in flight) after its entry row (_ITEM cycles), so a block's critical path is
+    ⌈entries·tile / threads⌉ rounds of the longest chain: small tiles where the fill is
+    latency-bound, as long as the blocks fit the SMs."""
+    fp, ent, eptr = packed.fieldpairs, packed.entries, packed.entry_ptr
+    P = packed.max_points
+    b0, b1 = fp[:, FP.block_begin], fp[:, FP.block_end]
+    nent = (eptr[b1] - eptr[b0]).astype(np.float64)
+    cnt = np.concatenate([[0.0], np.cumsum(ent[:, ENT.count].astype(np.float64))])
+    elems = cnt[eptr[b1]] - cnt[eptr[b0]]
+    longest = float(ent[:, ENT.count].max()) if len(ent) else 0.0
+    pts = fp[:, FP.points].astype(np.float64)
+    best = None
+    for tile in _tiles_to_try(P, P, smallest=8):
+        tile, tiles = _spread(P, tile)
+        nblocks = len(fp) * tiles * batch
+        block = -(-float(nent.max()) * tile // threads) * (longest * _L2_CHAIN + _ITEM) \
+            + _SYNC
+        key = (_cost(batch * float((pts * elems).sum()), nblocks, block, 0, sms, threads,
+                     per_sm=8), -tile)
+        if best is None or key < best[0]:
+            best = (key, tile, tiles)
+    _, tile, tiles = best
+    vec = 2 if _even_basis(packed, tile) else 1
+    return dict(grid=(packed.num_fieldpairs, tiles, batch), tile=tile,
+                rows=packed.max_out_size, cols=packed.max_in_size, col_tiles=1,
+                max_weights=0, vec=vec, kernel="direct"), 0
+
+
 def _forward(packed, batch, item, limit, sms, threads):
+    if is_direct(packed):
+        return _forward_direct(packed, batch, sms, threads)
     P, so, si = packed.max_points, packed.max_out_size, packed.max_in_size
     fp, blk = packed.fieldpairs, packed.blocks
     slots = packed.max_fieldpair_weights
@@ -207,6 +270,9 @@ _SMEM_PER_SM = 228 * 1024
 _SYNC = 40.0
 #: cycles per multiply-add on a forward block's critical path (dependent loads)
 _LOAD_CHAIN = 8.0
+#: direct kernel: cycles per element of a fill item's chain (an L2 latency over four loads
+#: in flight) and per item (its entry row, index arithmetic)
+_L2_CHAIN, _ITEM = 68.0, 80.0
 
 
 def dim_cost(packed) -> float:
@@ -273,7 +339,8 @@ def prepare_v2(kernel, cupy, t: dict, packed: PackedPlan, cfg: LaunchConfigV2, k
             cfg = dataclasses.replace(cfg, vec=1)
         args = forward_args_v2(data, p.dim, *tables, t["entries"], t["entry_ptr"], out,
                                p.filter_size, cfg)
-        return PreparedLaunch(kernel("forward", cfg.shared_mem), cfg, args, data, out, out_dtype)
+        return PreparedLaunch(kernel(cfg.kernel, cfg.shared_mem), cfg, args, data, out,
+                              out_dtype)
     kern = kernel("adjoint", cfg.shared_mem)
     if cfg.tiles == 1:  # the weight gradient written directly
         args = adjoint_args_v2(data, p.filter_size, *tables, out, p.dim, p.dim, cfg)

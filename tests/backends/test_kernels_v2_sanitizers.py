@@ -51,6 +51,9 @@ def cases():
                         cs.FieldType(Oct, [Oct.regular_representation]), 3)], np.float64,
          dict(shared_limit=(240 + 24 * 8 + 24 * 24) * 8 - 64),  # row chunks in both kernels
          lambda f, a: a.rows < 24 and f.rows < 24),
+        # irreps only: expand_forward_direct_v2 (window zeroed, barrier, weights in place)
+        ([cs.LayerBasis(ft(C4, T, I1, irrep(C4, 2)), ft(C4, I1, T), 5)], np.float32, {},
+         lambda f, a: f.kernel == "direct"),
     ]
 
 

@@ -122,6 +122,12 @@ def test_recorded_ptxas_report():
     assert hw.registers(rep, "expand_forward", "d") is None
     regs, src = ptx.kernel_registers(cm.VERSIONS["v1"], "forward", use_nvcc=False)
     assert (regs, src) == (48, "recorded")
+    # v2: the direct forward (irreps-only launches) fits eight CUDA blocks per SM
+    rep2 = hw.ptxas_report(ptx.RECORDED["v2"])
+    assert all(r["spill_stores"] == 0 for r in rep2.values())
+    assert hw.registers(rep2, "expand_forward_direct_v2", "f") == 64
+    assert hw.registers(rep2, "expand_forward_v2", "f") == 80
+    assert ptx.kernel_registers(cm.VERSIONS["v2"], "direct", use_nvcc=False) == (64, "recorded")
 
 
 def test_resident_blocks_and_packing():
