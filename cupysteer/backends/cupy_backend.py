@@ -308,11 +308,14 @@ class CupyExpander:
         return entry
 
     def _kernel_v2(self, kind, out_name, shared_mem):
-        """The v2 kernel, opted in to ``shared_mem`` bytes of dynamic shared memory when that
-        is above CUDA's 48 KiB default."""
+        """The v2 kernel, opted in to at least ``shared_mem`` bytes of dynamic shared memory
+        when that is above CUDA's 48 KiB default. The opt-in is an attribute of the kernel
+        function in its (memoised, shared) module, not of this handle: it only ever grows, so
+        a launch prepared earlier with more shared memory (another batch size, another layer)
+        stays valid."""
         kern = self._module(out_name is not None, 2).get_function(
             name_expression(kind, self.dtype, out_name, version=2))
-        if shared_mem > SHARED_MEMORY_LIMIT:
+        if shared_mem > SHARED_MEMORY_LIMIT and shared_mem > kern.max_dynamic_shared_size_bytes:
             kern.max_dynamic_shared_size_bytes = int(shared_mem)
         return kern
 

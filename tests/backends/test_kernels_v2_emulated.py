@@ -271,6 +271,11 @@ def test_per_device_shared_memory(arch):
     if arch == 75:
         with pytest.raises(H.LaunchError, match="refused"):
             ex._kernel_v2("forward", None, 100 * 1024)
+    else:  # the opt-in belongs to the module's kernel: a smaller later launch never lowers it
+        ex._kernel_v2("forward", None, 100 * 1024)
+        later = ex._kernel_v2("forward", None, 56 * 1024)
+        assert later.max_dynamic_shared_size_bytes == 100 * 1024
+        assert ex._kernel_v2("forward", None, 0).max_dynamic_shared_size_bytes == 100 * 1024
     mod = ex._module(False, 2)
     kern = mod.get_function("expand_reduce_v2<double>")
     with pytest.raises(H.LaunchError, match="refused"):

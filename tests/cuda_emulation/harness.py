@@ -130,14 +130,20 @@ class _PoisonedFunction:
     one :class:`HostCupy`. Like CuPy's ``RawKernel``, ``max_dynamic_shared_size_bytes`` opts
     the kernel in to more than 48 KiB of dynamic shared memory: values above the emulated
     device's ``MaxSharedMemoryPerBlockOptin`` are refused (as cudaFuncSetAttribute refuses
-    them) and launches above the kernel's limit fail."""
+    them) and launches above the kernel's limit fail. As on a GPU, the attribute belongs to
+    the kernel function of one loaded module, not to a handle: every ``get_function`` handle
+    of the same name shares it (``attributes``, a dict per module, holds it by name)."""
 
     def __init__(self, fn: EmulatedFunction, launches: list | None = None, poison=True,
-                 optin: int = MAX_SHARED_DEFAULT):
+                 optin: int = MAX_SHARED_DEFAULT, attributes: dict | None = None):
         self.fn = fn
         self.launches = launches if launches is not None else []
         self.poison, self.optin = poison, optin
-        self._max_dynamic = MAX_SHARED_DEFAULT
+        self._attributes = attributes if attributes is not None else {}
+
+    @property
+    def _max_dynamic(self) -> int:
+        return self._attributes.get(self.fn.name, MAX_SHARED_DEFAULT)
 
     @property
     def max_dynamic_shared_size_bytes(self) -> int:
@@ -149,7 +155,7 @@ class _PoisonedFunction:
             raise LaunchError(f"{self.fn.name}: cudaFuncSetAttribute("
                               f"MaxDynamicSharedMemorySize, {value}) refused: the device "
                               f"allows at most {self.optin} bytes per block")
-        self._max_dynamic = int(value)
+        self._attributes[self.fn.name] = int(value)
 
     @property
     def name(self) -> str:
@@ -170,10 +176,11 @@ class _PoisonedModule:
         self.module = module
         self.launches = launches
         self.poison, self.optin = poison, optin
+        self.attributes = {}  # kernel name -> its MaxDynamicSharedMemorySize (per module)
 
     def get_function(self, name: str) -> _PoisonedFunction:
         return _PoisonedFunction(self.module.get_function(name), self.launches, self.poison,
-                                 self.optin)
+                                 self.optin, self.attributes)
 
 
 class HostCupy:
@@ -303,7 +310,14 @@ class CpuExpander(CupyExpander):
         return self.cupy
 
     def _module(self, half: bool, version: int = 1):
-        return compile_module(self.cupy, half or self.half_module, version)
+        """Memoised per stand-in device (its ``HostCupy``), options and version, as the real
+        backend memoises one module per device: kernel attributes (the shared-memory opt-in)
+        live on that one module."""
+        modules = self.cupy.__dict__.setdefault("_expand_modules", {})
+        key = (half or self.half_module, version)
+        if key not in modules:
+            modules[key] = compile_module(self.cupy, key[0], version)
+        return modules[key]
 
     @property
     def tables(self) -> dict:
