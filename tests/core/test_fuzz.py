@@ -24,10 +24,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from test_kernels_large_blocks import affordable
-from test_kernels_large_blocks import check as check_plans
 
 import cupysteer as cs
+from _large_blocks import affordable
+from _large_blocks import check as check_plans
 from cupysteer.backends.packing import pack_plans
 
 from _helpers import (
