@@ -280,11 +280,14 @@ class LayerBasis:
     @property
     def definition(self) -> tuple:
         """What defines the basis: (in_type, out_type, settings, filter_shape, SHA-256 of the
-        points). Two bases with the same definition are equal and hash equal."""
+        points, dilation, spacing). Two bases with the same definition are equal and hash
+        equal. The grid's (dilation, spacing) is part of it: ``k=4, dilation=2`` and ``k=4,
+        spacing=2`` sample the same points (the same filters, one shared cache entry: the
+        first five entries are the cache key) but convolve with other input strides."""
         if "_definition" not in self.__dict__:  # pickled by cupysteer 0.1
             self._definition = (self.in_type, self.out_type, self.settings, self.filter_shape,
                                 points_digest(self.points))
-        return self._definition
+        return self._definition + (self.dilation, self.spacing)
 
     def __eq__(self, other):
         if not isinstance(other, LayerBasis):
@@ -300,6 +303,8 @@ class LayerBasis:
             state["blocks"] = BlockTable(b["out_field"], b["in_field"], b["oo"], b["ii"],
                                          b["tau"])
             state["weight_blocks"] = [WeightBlock(*t) for t in state["weight_blocks"]]
+        if "_definition" not in state and "dilation" not in state:  # 0.1: unit-spaced grids
+            state["dilation"] = _grid_dilation(state["points"], state["filter_shape"])
         self.__dict__.update(state)
 
     # ---- views ------------------------------------------------------------------------
@@ -370,3 +375,12 @@ class LayerBasis:
         """The padded basis (dim, C_out, C_in, *filter_shape)
         (:func:`cupysteer.reference.dense`)."""
         return reference.dense(self, dtype)
+
+
+def _grid_dilation(points, filter_shape) -> int:
+    """The dilation of a unit-spaced grid basis pickled by 0.1 (which did not store it): the
+    step between the first two samples along the last filter axis, the x axis (1 for k = 1,
+    where the dilation changes nothing)."""
+    if filter_shape[-1] < 2:
+        return 1
+    return int(round(float(points[1, 0] - points[0, 0])))

@@ -16,7 +16,14 @@ Elements outside that set are never reported as exact (``cupysteer check`` rebui
 at the moved points for them instead).
 
 The points are matched in O(P log P) by rounding the coordinates to multiples of ``atol`` and
-looking the moved points up in the sorted rounded points (no P × P distance table).
+looking the moved points up in the sorted rounded points (no P × P distance table). The
+default ``atol`` is relative, ``1e-9 · max|p|``: g·p carries a
+float64 rounding error of a few ``1e-16 · max|p|`` (a margin of 10⁶), while two points count
+as one only if they agree to 1e-9 of the set's extent. So a grid of 2e-7 mm steps keeps its
+8 D4 symmetries (an absolute 1e-6 matched nothing, not even the identity), and steps (1,
+1.0000001) are a rectangle (an absolute 1e-6 called them a square). A point set that the
+identity does not permute (duplicate points, or points closer than ``atol``) is refused, so
+no check passes vacuously on an empty list of symmetries.
 """
 from __future__ import annotations
 
@@ -51,15 +58,42 @@ def _lookup(sorted_keys, order, keys) -> np.ndarray:
     return np.where(sorted_keys[pos] == q, order[pos], -1)
 
 
-def point_permutation(group, g, points: np.ndarray, atol: float = 1e-6):
-    """``perm`` with ``points[perm[i]] == g · points[i]`` (to ``atol``), or None if g does not
-    permute them. O(P log P) time and O(P) memory."""
+#: the default matching tolerance, relative to the largest coordinate of the points
+_RELATIVE_ATOL = 1e-9
+
+
+def _point_tolerance(points: np.ndarray) -> float:
+    """The default matching tolerance ``1e-9 · max|p|`` (1e-9 when every point is the origin):
+    far above the float64 error of g·p (a few 1e-16 · max|p|), far below the step of any
+    grid whose steps differ by more than 1e-9 of its extent."""
+    scale = float(np.abs(points).max())
+    return _RELATIVE_ATOL * (scale if scale > 0 else 1.0)
+
+
+def point_permutation(group, g, points: np.ndarray, atol: float | None = None):
+    """``perm`` with ``points[perm[i]] == g · points[i]`` (to ``atol``; None:
+    ``1e-9 · max|p|``, relative to the points' scale), or None if g does not permute
+    them. A ValueError if g acts as the identity and still does not (duplicate points or
+    points closer than ``atol``). O(P log P) time and O(P) memory."""
     pts = np.asarray(points, np.float64)
     if pts.ndim != 2 or not len(pts):
         raise ValueError(f"points must be a non-empty (n, d) array, got shape {pts.shape}")
     if not np.isfinite(pts).all():
         raise ValueError("points must be finite")
-    moved = pts @ group.action_matrices([g])[0].T
+    atol = _point_tolerance(pts) if atol is None else float(atol)
+    if not atol > 0:
+        raise ValueError(f"atol must be a positive tolerance (or None: relative), got {atol}")
+    A = group.action_matrices([g])[0]
+    perm = _match(pts, pts @ A.T, atol)
+    if perm is None and np.array_equal(A, np.eye(len(A))):
+        raise ValueError(f"points: the identity does not permute them at atol={atol:.3g} "
+                         f"(duplicate points, or points closer than atol); give distinct "
+                         f"points or a smaller atol")
+    return perm
+
+
+def _match(pts: np.ndarray, moved: np.ndarray, atol: float):
+    """``perm`` with ``pts[perm] ≈ moved`` (to atol) and one-to-one, or None."""
     key = np.rint(pts / atol).astype(np.int64)
     order = np.argsort(_rows(key), kind="stable")
     sorted_keys = _rows(key)[order]
@@ -78,9 +112,10 @@ def point_permutation(group, g, points: np.ndarray, atol: float = 1e-6):
     return perm
 
 
-def point_symmetries(group, points: np.ndarray, atol: float = 1e-6):
+def point_symmetries(group, points: np.ndarray, atol: float | None = None):
     """The :func:`grid_candidates` of ``group`` that permute ``points``: list of
-    (element, perm) with ``points[perm[i]] == g · points[i]``."""
+    (element, perm) with ``points[perm[i]] == g · points[i]`` (``atol`` as in
+    :func:`point_permutation`; never empty: the identity always matches, or a ValueError)."""
     out = []
     for g in grid_candidates(group):
         perm = point_permutation(group, g, points, atol)

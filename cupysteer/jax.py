@@ -54,8 +54,9 @@ __all__ = ["expand", "adjoint", "expand_bias", "conv2d", "conv3d", "init_weights
 
 class StaticBasis:
     """A :class:`~cupysteer.LayerBasis` that compares and hashes **by value** (the digest of
-    its expansion plan, its filter shape and the digest of its sample points — two bases with
-    equal plans but other points, e.g. another dilation, convolve differently): for
+    its expansion plan, its filter shape, the digest of its sample points and the grid's
+    dilation and spacing — ``k=4, dilation=2`` and ``k=4, spacing=2`` share points and plan
+    but convolve with other input strides): for
     ``jax.jit(..., static_argnums=…)`` and the static fields of Flax/Equinox modules, so two
     equal layers share one trace. Every function here takes it
     wherever it takes a LayerBasis; ``.basis`` is the wrapped one."""
@@ -67,7 +68,8 @@ class StaticBasis:
         if not isinstance(basis, LayerBasis):
             raise TypeError(f"StaticBasis wraps a LayerBasis, got {type(basis).__name__}")
         self.basis = basis
-        # (plan digest, filter shape, SHA-256 of the points): LayerBasis.definition's tail
+        # (plan digest, filter shape, SHA-256 of the points, dilation, spacing):
+        # LayerBasis.definition's tail (equal points with another dilation convolve otherwise)
         self.digest = (jax_schedule.schedule(basis.plan).digest,) + basis.definition[3:]
 
     def __eq__(self, other):
@@ -274,7 +276,7 @@ import numpy as _np  # noqa: E402
 
 from .backends.point_numpy import block_groups as _block_groups  # noqa: E402
 from .pointconv import AGGREGATIONS as _AGGREGATIONS  # noqa: E402
-from .pointconv import DEFAULT_CHUNK_EDGES as _DEFAULT_CHUNK  # noqa: E402
+from .pointconv import _chunk as _chunk_edges  # noqa: E402  (the core's validation)
 
 
 def _point_messages(groups, B, w, g, src, c_out):
@@ -318,12 +320,15 @@ def point_conv(basis, weights, features, positions, edge_index, bias=None, *,
     if features.shape != (len(x), basis.in_type.size):
         raise ValueError(f"features must have shape ({len(x)}, {basis.in_type.size}), got "
                          f"{features.shape}")
+    chunk = _chunk_edges(chunk_edges)  # None: the core's default; else an int >= 1
+    _check_shape(weights, "weights", (basis.dim,), "one per basis element: basis.dim")
+    if bias is not None:
+        _check_shape(bias, "bias", (basis.n_bias,), "one per trivial output irrep")
     f = jnp.asarray(features)
     w = jnp.asarray(weights, f.dtype)[_np.asarray(basis.weight_index)]
     g = f @ jnp.asarray(basis.in_type.change_of_basis, f.dtype)
     c = basis.out_type.size
     y = jnp.zeros((len(x), c), f.dtype)
-    chunk = _DEFAULT_CHUNK if chunk_edges is None else int(chunk_edges)
     groups = _static_groups(basis.table)
     for a in range(0, ei.shape[1], chunk):
         s, t = ei[0, a:a + chunk], ei[1, a:a + chunk]
@@ -337,6 +342,14 @@ def point_conv(basis, weights, features, positions, edge_index, bias=None, *,
     if bias is not None:
         out = out + jnp.asarray(basis.bias_expansion, f.dtype) @ jnp.asarray(bias, f.dtype)
     return out
+
+
+def _check_shape(array, name: str, shape: tuple, what: str):
+    """Refuse an array of another shape (JAX clamps out-of-range gathers: a short or long
+    ``weights`` would otherwise run silently)."""
+    got = tuple(jnp.shape(array))
+    if got != shape:
+        raise ValueError(f"{name} must have shape {shape} ({what}), got {got}")
 
 
 __all__ += ["point_conv"]  # appended with point_conv (issue 19)

@@ -115,3 +115,14 @@ def test_central_slices_of_a_non_cubic_volume_are_its_coordinate_planes():
     np.testing.assert_array_equal(S[:3, 8:15], vol[:, 2, :])
     np.testing.assert_array_equal(S[:3, 16:], vol[:, :, 3])
     assert np.isnan(S[3:, 8:]).all() and np.isnan(S[:, [7, 15]]).all()
+
+
+def test_check_on_tiny_steps_reports_all_grid_elements(capsys):
+    """--spacing 2e-7,2e-7: the 8 elements of D4 (an absolute tolerance found none)."""
+    rc, out, err = run(capsys, "check", "--group", "D4", "--in", "trivial", "--out",
+                       "regular", "--size", "5", "--spacing", "2e-7,2e-7", "-q", "--dtype",
+                       "float64", "--json")
+    assert rc == 0, err
+    report = json.loads(out)
+    assert len(report["grid"]) == 8 and report["passed"]
+    assert max(r["error"] for r in report["grid"]) <= 1e-10

@@ -263,7 +263,8 @@ def test_pickles_of_0_1_still_load():
     with open(DATA / "pickles_0.1" / "objects.pkl", "rb") as f:
         old = pickle.load(f)
     for L in old["layers"]:
-        assert L.spacing is None and L.dilation is None  # the class defaults
+        # 0.1 stored no dilation: recovered from the points (the grid is part of identity)
+        assert L.spacing is None and L.dilation == 1
         new = cs.LayerBasis(L.in_type, L.out_type, L.filter_shape[0], cache=False)
         assert new == L and new.definition == L.definition
 
@@ -300,3 +301,65 @@ def test_random_grids_exact_on_their_symmetries(seed):
     expected = _brute_symmetries(G, b.points, G.space.grid_candidates(G))
     assert sorted(map(str, errors)) == sorted(str(_key(g)) for g in expected)
     assert max(errors.values()) <= 1e-10
+
+
+def _dilated_and_spaced():
+    """``k=4, dilation=2`` and ``k=4, spacing=2`` with equal explicit radial settings: the
+    same physical points (so the same filters) but other input strides."""
+    G = cs.CyclicGroup(4)
+    t = cs.FieldType(G, [G.regular_representation])
+    kw = dict(rings=[1, 3], sigma=[0.6, 0.6], frequencies_cutoff=lambda r: 2.0)
+    return (cs.LayerBasis(t, t, 4, dilation=2, **kw), cs.LayerBasis(t, t, 4, spacing=2, **kw))
+
+
+def test_a_dilated_and_a_spaced_basis_on_the_same_points_differ():
+    a, b = _dilated_and_spaced()
+    np.testing.assert_array_equal(a.points, b.points)  # same samples, same settings ...
+    assert a.settings == b.settings and a.filter_shape == b.filter_shape
+    assert (a.dilation, a.spacing) == (2, None) and (b.dilation, b.spacing) == (1, (2.0, 2.0))
+    assert a != b and hash(a) != hash(b) and a.definition != b.definition  # ... other grids
+    for L in (a, b):  # the grid survives copies and pickles, and so does the identity
+        for c in (copy.deepcopy(L), pickle.loads(pickle.dumps(L))):
+            assert c == L and hash(c) == hash(L) and (c.dilation, c.spacing) == (L.dilation,
+                                                                                  L.spacing)
+    w = a.init_weights(np.random.default_rng(0), np.float64)
+    np.testing.assert_array_equal(a.expand(w), b.expand(w))  # one cached basis serves both
+
+
+
+@pytest.mark.parametrize("spacing,n", [((2e-7, 2e-7), 8), ((2e6, 2e6), 8), ((1, 1.0000001), 4),
+                                       ((1e-7, 3e-7), 4)])
+def test_the_point_tolerance_is_relative_to_the_grid(spacing, n):
+    """A 5×5 D4 grid of tiny steps keeps its 8 symmetries (an absolute atol=1e-6 matched
+    none, not even the identity: a vacuous pass); near-equal steps are a rectangle."""
+    G = cs.DihedralGroup(4)
+    b = cs.LayerBasis(cs.FieldType(G, [G.trivial_representation]),
+                      cs.FieldType(G, [G.regular_representation]), 5, spacing=spacing,
+                      cache=False)
+    syms = cs.point_symmetries(G, b.points)
+    assert len(syms) == n
+    assert [_key(g) for g, _ in syms] == [_key(g) for g in _brute_symmetries(
+        G, b.points / np.abs(b.points).max(), G.elements())]
+    errors = cs.equivariance_errors(b, b.expand(b.init_weights(np.random.default_rng(0),
+                                                               np.float64)))
+    assert len(errors) == n and max(errors.values()) <= 1e-10
+
+
+def test_points_the_identity_does_not_permute_are_refused():
+    G = cs.CyclicGroup(4)
+    pts = np.array([[0.0, 0.0], [1.0, 0.0], [1.0, 0.0]])  # a duplicate point
+    with pytest.raises(ValueError, match="identity does not permute them"):
+        cs.point_symmetries(G, pts)
+    with pytest.raises(ValueError, match="atol must be a positive"):
+        point_permutation(G, G.elements()[0], pts, atol=0.0)
+
+
+def test_torch_check_equivariance_on_tiny_steps_is_not_vacuous():
+    pytest.importorskip("torch", reason="the torch check needs torch")
+    from cupysteer.torch import SteerableConv2d
+    from cupysteer.torch.nn.equivariance import check_equivariance
+    G = cs.DihedralGroup(4)
+    t = cs.FieldType(G, [G.regular_representation])
+    m = SteerableConv2d(t, t, 5, padding=2, spacing=2e-7).double()
+    report = check_equivariance(m, t, t, atol=1e-9, spacing=2e-7)
+    assert len(report) == 8 and max(e for _, e in report) <= 1e-9

@@ -81,3 +81,36 @@ def test_flax_and_equinox_modules_take_sizes_and_spacing():
         ref = csj.conv3d(x, m.basis, w, None if m.bias is None else m.bias[...],
                          padding=(1, 2, 2))
         np.testing.assert_allclose(np.asarray(y), np.asarray(ref), rtol=0, atol=1e-12)
+
+
+def test_jit_does_not_reuse_a_dilated_layer_for_a_spaced_one():
+    """``k=4, dilation=2`` and ``k=4, spacing=2`` sample the same points: StaticBasis must
+    still tell them apart, or jax.jit / eqx.filter_jit reuse one trace for both."""
+    G = cs.CyclicGroup(4)
+    t = cs.FieldType(G, [G.regular_representation])
+    kw = dict(rings=[1, 3], sigma=[0.6, 0.6], frequencies_cutoff=lambda r: 2.0)
+    a = csj.StaticBasis(cs.LayerBasis(t, t, 4, dilation=2, **kw))
+    b = csj.StaticBasis(cs.LayerBasis(t, t, 4, spacing=2, **kw))
+    assert a != b and hash(a) != hash(b)
+    w = jnp.asarray(a.basis.init_weights(np.random.default_rng(0), np.float64))
+    x = jnp.asarray(np.random.default_rng(1).standard_normal((1, t.size, 12, 12)))
+    f = jax.jit(lambda x, w, basis: csj.conv2d(x, basis, w), static_argnums=2)
+    for s, shape in ((a, (1, 4, 6, 6)), (b, (1, 4, 9, 9))):  # 12 − 3·2 and 12 − 3·1
+        y = f(x, w, s)
+        assert y.shape == shape
+        np.testing.assert_allclose(np.asarray(y), np.asarray(csj.conv2d(x, s, w)), rtol=0,
+                                   atol=1e-12)
+
+
+def test_equinox_filter_jit_keeps_a_dilated_and_a_spaced_layer_apart():
+    eqx = pytest.importorskip("equinox", reason="the Equinox layer needs equinox")
+    from cupysteer.equinox import SteerableConv
+    G = cs.CyclicGroup(4)
+    t = cs.FieldType(G, [G.regular_representation])
+    kw = dict(rings=[1, 3], sigma=[0.6, 0.6], frequencies_cutoff=lambda r: 2.0,
+              key=jax.random.PRNGKey(0))
+    ma, mb = SteerableConv(t, t, 4, dilation=2, **kw), SteerableConv(t, t, 4, spacing=2, **kw)
+    x = jnp.asarray(np.random.default_rng(1).standard_normal((1, t.size, 12, 12)))
+    g = eqx.filter_jit(lambda m, x: m(x))
+    assert g(ma, x).shape == ma(x).shape == (1, 4, 6, 6)
+    assert g(mb, x).shape == mb(x).shape == (1, 4, 9, 9)

@@ -48,3 +48,31 @@ def test_grad_is_the_adjoint():
     assert np.isclose(value, float(np.sum(np.asarray(gf) * f)), rtol=1e-10)
     with pytest.raises(ValueError, match="aggregation"):
         cj.point_conv(B, w, f, x, ei, aggregation="max")
+
+
+@pytest.mark.parametrize("chunk", [-1, 0, 2.5, "8"])
+def test_bad_chunk_edges_are_refused_as_in_the_core(chunk):
+    """chunk_edges=-1 used to return the bias only, 0 a bare range() error."""
+    x, ei, f, w, b = _data()
+    with pytest.raises((ValueError, TypeError), match="chunk_edges") as jax_err:
+        cj.point_conv(B, w, f, x, ei, b, chunk_edges=chunk)
+    with pytest.raises((ValueError, TypeError), match="chunk_edges") as core_err:
+        B.apply(w, f, x, ei, b, chunk_edges=chunk)
+    assert str(jax_err.value) == str(core_err.value)
+
+
+@pytest.mark.parametrize("n", [-1, 1])
+def test_weights_and_bias_of_another_length_are_refused(n):
+    """JAX clamps out-of-range gathers: dim ± 1 weights used to run silently."""
+    x, ei, f, w, b = _data()
+    bad_w = np.random.default_rng(3).normal(size=B.dim + n)
+    with pytest.raises(ValueError, match=rf"weights must have shape \({B.dim},\)"):
+        cj.point_conv(B, bad_w, f, x, ei, b)
+    with pytest.raises(ValueError, match=rf"weights must have shape \({B.dim},\)"):
+        cj.point_conv(B, w.reshape(1, -1), f, x, ei, b)
+    bad_b = np.zeros(B.n_bias + n) if B.n_bias + n >= 0 else np.zeros((1, B.n_bias))
+    with pytest.raises(ValueError, match=rf"bias must have shape \({B.n_bias},\)"):
+        cj.point_conv(B, w, f, x, ei, bad_b)
+    with jax.enable_x64(True):  # the right shapes still run, also under jax.grad
+        g = jax.grad(lambda w: cj.point_conv(B, w, f, x, ei, b).sum())(w)
+    assert g.shape == (B.dim,)
