@@ -12,7 +12,9 @@ import cupysteer::
 * Batch-norm cases (``bn_<name>``): parameters set to seeded random values and saved
   (``state0.<key>``), two training-mode passes on ``x1``/``x2`` (``train1``/``train2``), one
   eval-mode pass on ``x3`` (``eval``), the final state (``state1.<key>``), and per
-  representation its change of basis (``basis.<name>``). Parameters are randomised in the
+  representation its change of basis (``basis.<name>``); on a copy of the initial module in
+  training mode, the gradient ``grad_x`` of sum(out · ``grad_G``) with respect to ``x1``
+  (escnn detaches the batch statistics). Parameters are randomised in the
   order of their names (escnn registers them in the order of a set), so reruns are equal.
 Float32 everywhere.
 """
@@ -111,6 +113,44 @@ def positive_trivial(x, m):
     return x.view(x.shape[0], -1, *x.shape[3:])
 
 
+def gradient(build, m, x):
+    """grad_x of sum(out · G) in training mode (G seeded), on a copy of the module (a new one
+    with its state: escnn's modules do not deepcopy)."""
+    copy_ = build()
+    copy_.load_state_dict(m.state_dict())
+    m = copy_.train()
+    x = x.clone().requires_grad_(True)
+    out = m(enn.GeometricTensor(x, m.in_type)).tensor
+    G = torch.randn(out.shape, generator=torch.Generator().manual_seed(5))
+    (out * G).sum().backward()
+    return {"grad_G": G.numpy(), "grad_x": x.grad.numpy()}
+
+
+def checkpoint(arrays, meta):
+    """``ckpt.{eval,train}.<key>``: the whole state dicts (derived entries included) of
+    R2Conv([trivial] → [trivial]*2 + [irrep(1)]*2, 3) → GatedNonLinearity1 → GNormBatchNorm
+    on C4 (a basis from an unseeded random point: the weights mean something only with the
+    ``filter``/sampled bases) after two training passes, in eval and in training mode (the
+    latter without ``filter``); ``ckpt.x``/``ckpt.y``: an eval-mode pass."""
+    torch.manual_seed(3)
+    c4 = gspaces.rot2dOnR2(4)
+    tin = enn.FieldType(c4, [c4.trivial_repr])
+    tmid = enn.FieldType(c4, [c4.trivial_repr] * 2 + [c4.irrep(1)] * 2)
+    m = enn.SequentialModule(enn.R2Conv(tin, tmid, 3), enn.GatedNonLinearity1(tmid),
+                             enn.GNormBatchNorm(enn.FieldType(c4, [c4.irrep(1)] * 2)))
+    m.train()
+    for _ in range(2):
+        m(enn.GeometricTensor(torch.randn(4, 1, 9, 9), tin))
+    m.eval()
+    x = torch.randn(2, 1, 9, 9)
+    arrays.update({"ckpt.x": x.numpy(),
+                   "ckpt.y": m(enn.GeometricTensor(x, tin)).tensor.detach().numpy()})
+    arrays.update({f"ckpt.eval.{k}": v.numpy() for k, v in m.state_dict().items()})
+    m.train()
+    arrays.update({f"ckpt.train.{k}": v.numpy() for k, v in m.state_dict().items()})
+    meta["cases"]["ckpt"] = {"model": "C4 R2Conv(3) → GatedNonLinearity1 → GNormBatchNorm"}
+
+
 def main(out_dir):
     gen = torch.Generator().manual_seed(2)
     arrays, meta = {}, {"escnn": "1.0.11", "torch": torch.__version__, "cases": {}}
@@ -133,6 +173,7 @@ def main(out_dir):
               for _ in range(3)]
         for k, v in state(m).items():
             arrays[f"{key}.state0.{k}"] = v
+        arrays.update({f"{key}.{k}": v for k, v in gradient(build, m, xs[0]).items()})
         m.train()
         outs = [m(enn.GeometricTensor(x, m.in_type)).tensor.detach() for x in xs[:2]]
         m.eval()
@@ -149,6 +190,7 @@ def main(out_dir):
         meta["cases"][key] = {"module": type(m).__name__, "in_type": desc,
                               "representations": [r.name for r in uniq],
                               "state_keys": sorted(state(m))}
+    checkpoint(arrays, meta)
     os.makedirs(out_dir, exist_ok=True)
     np.savez_compressed(os.path.join(out_dir, "escnn.npz"),
                         **{k: np.asarray(v, np.float32 if np.asarray(v).dtype.kind == "f"

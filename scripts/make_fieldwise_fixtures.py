@@ -10,7 +10,9 @@ random values (so that they matter; not NormNonLinearity's ``eps``), and saved b
 (``<case>.state0.<key>``) and after (``<case>.state1.<key>``) running: two forward passes
 in training mode on ``<case>.x1`` and ``<case>.x2`` (outputs ``<case>.train1``/``train2``:
 batch statistics, running statistics updated) and one in eval mode on ``<case>.x3``
-(``<case>.eval``). Float32; 2D maps 4×C×6×6. e2cnn_meta.json lists the cases, their field
+(``<case>.eval``); the cases of ``MORE_CASES`` with their own generator after
+GatedNonLinearity2, and a small whole-model checkpoint (``ckpt.*``, see :func:`checkpoint`).
+Float32; 2D maps 4×C×6×6. e2cnn_meta.json lists the cases, their field
 types and state-dict keys. FieldDropout's training masks are random: compare its eval output
 and the structure of its training output (each field zeroed or scaled by 1/(1 − p)).
 """
@@ -74,11 +76,40 @@ def state(m):
             if v.dtype.is_floating_point or k.endswith("num_batches_tracked")}
 
 
-def main(out_dir):
-    gen = torch.Generator().manual_seed(1)
-    arrays, meta = {}, {"e2cnn": "0.2.3", "torch": torch.__version__, "gspace": "Rot2dOnR2(8)",
-                        "cases": {}}
-    for case, (build, desc) in CASES.items():
+# gates and gated fields of mixed sizes, interleaved (appended: the cases above are unchanged)
+MORE_CASES = {
+    "gated1_mixed": (lambda: enn.GatedNonLinearity1(
+        ftype([T, T, R, I1, T, I1]), gates=["gate", "gate", "gated", "gated", "gate", "gated"],
+        drop_gates=False), "[trivial, trivial, regular, irrep(1), trivial, irrep(1)] "
+                           "interleaved gates, drop_gates=False"),
+}
+
+
+def checkpoint(arrays, meta):
+    """``ckpt.{eval,train}.<key>``: the whole state dicts (derived entries included) of
+    R2Conv([trivial] → [trivial]*3 + [irrep(1), irrep(4), irrep(1)], 5) → GatedNonLinearity1
+    → NormBatchNorm (field sizes 2, 1, 2) after two training passes, in eval and in training
+    mode (the latter without ``filter``); ``ckpt.x``/``ckpt.y``: an eval-mode pass."""
+    torch.manual_seed(3)
+    tin = ftype([T])
+    tmid = ftype([T, T, T, I1, gs.irrep(4), I1])
+    m = enn.SequentialModule(enn.R2Conv(tin, tmid, 5), enn.GatedNonLinearity1(tmid),
+                             enn.NormBatchNorm(ftype([I1, gs.irrep(4), I1])))
+    m.train()
+    for _ in range(2):
+        m(enn.GeometricTensor(torch.randn(4, 1, 11, 11), tin))
+    m.eval()
+    x = torch.randn(2, 1, 11, 11)
+    arrays.update({"ckpt.x": x.numpy(),
+                   "ckpt.y": m(enn.GeometricTensor(x, tin)).tensor.detach().numpy()})
+    arrays.update({f"ckpt.eval.{k}": v.numpy() for k, v in m.state_dict().items()})
+    m.train()
+    arrays.update({f"ckpt.train.{k}": v.numpy() for k, v in m.state_dict().items()})
+    meta["cases"]["ckpt"] = {"model": "R2Conv(5) → GatedNonLinearity1 → NormBatchNorm"}
+
+
+def record(cases, gen, arrays, meta):
+    for case, (build, desc) in cases.items():
         m = build()
         randomise(m, gen)
         C = m.in_type.size
@@ -100,6 +131,13 @@ def main(out_dir):
             arrays[f"{case}.state1.{k}"] = v
         meta["cases"][case] = {"module": type(m).__name__, "in_type": desc,
                                "state_keys": sorted(state(m))}
+
+
+def main(out_dir):
+    gen = torch.Generator().manual_seed(1)
+    arrays, meta = {}, {"e2cnn": "0.2.3", "torch": torch.__version__, "gspace": "Rot2dOnR2(8)",
+                        "cases": {}}
+    record(CASES, gen, arrays, meta)
     # GatedNonLinearity2: two inputs (gates, gated)
     gates_t, gated_t = ftype([T, T, T]), ftype([I2, I1, I1])
     m = enn.GatedNonLinearity2((gates_t, gated_t))
@@ -109,6 +147,8 @@ def main(out_dir):
                    "gated2.bias": m.bias.detach().numpy()})
     meta["cases"]["gated2"] = {"module": "GatedNonLinearity2",
                                "in_type": "([trivial]*3, [irrep(2), irrep(1), irrep(1)])"}
+    record(MORE_CASES, torch.Generator().manual_seed(3), arrays, meta)
+    checkpoint(arrays, meta)
     os.makedirs(out_dir, exist_ok=True)
     np.savez_compressed(os.path.join(out_dir, "e2cnn.npz"),
                         **{k: np.asarray(v, np.float32 if v.dtype.kind == "f" else v.dtype)

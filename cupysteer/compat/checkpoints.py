@@ -5,25 +5,42 @@ from :class:`~cupysteer.torch.SteerableConv2d`/``3d`` and :mod:`cupysteer.torch.
 plain torch modules elsewhere) and the anchor's ``state_dict()``, and return a state dict for
 ``model.load_state_dict`` (or load it with ``load=True``).
 
-Both state dicts are cut into *units*, one per module with state, in registration order:
-a convolution (``weights``, ``bias``; e2cnn/escnn's derived ``filter``, ``expanded_bias``,
-``bias_expansion``, ``_basisexpansion.*`` are not loaded), an ``InnerBatchNorm`` (one
-``batch_norm_[size]`` BatchNorm per field size: the same keys in both libraries), a
-``MaskModule`` (``mask``) or antialiased pool (``filter``) — fixed tensors, checked against the
-cupysteer module's and not loaded — and any other module (``weight``, ``running_var``, …:
-copied by name). Modules without state of their own (GroupPooling's ``indices`` only) are
-skipped. Units are matched by name when the module names agree, otherwise in order, kind by
-kind; every mismatch raises a ValueError naming both units and the fix.
+Both state dicts are cut into *units*, one per module with state, in registration order.
+Supported module kinds:
+
+* a convolution (``weights``, ``bias``; the anchors' derived ``filter``, ``expanded_bias``,
+  ``bias_expansion``, ``_basisexpansion.*`` are not loaded). The weights are checked against
+  the checkpoint: with its ``filter`` (eval mode) or, in a training-mode checkpoint, the filter
+  they expand to with its own ``_basisexpansion.block_expansion_(in, out).sampled_basis``
+  (compared with ``basis.expand(w)``); without either, e2cnn's and the analytic escnn groups'
+  weights are copied with a warning, the other escnn groups' raise.
+* a ``MaskModule`` (``mask``) or antialiased pool (``filter``): fixed tensors, checked against
+  the cupysteer module's and not loaded.
+* every other module with state — ``InnerBatchNorm`` (one ``batch_norm_[size]`` BatchNorm per
+  field size), ``NormBatchNorm`` (e2cnn's per-size ``<s>_weight``/``<s>_running_var``),
+  ``IIDBatchNorm1d``/``2d``/``3d``, ``GNormBatchNorm``, ``NormNonLinearity``,
+  ``GatedNonLinearity1`` (escnn's ``bias`` (1, n)), ``GatedNonLinearity2``, the Fourier
+  non-linearities, plain torch layers: loaded into a copy of the cupysteer module through its
+  own ``_load_from_state_dict`` (whose hooks take the anchors' entries and drop their derived
+  ``indices``/``_avg``/``_change_of_basis``/``vars_*`` buffers: one source of truth) and read
+  back.
+
+Modules without state of their own (GroupPooling's ``indices`` only) are skipped. Units are
+matched by name when the module names agree, otherwise in order, kind by kind; every mismatch
+raises a ValueError naming both units and the fix.
 
 Convolution weights use the anchor's order (cupysteer's native order), so e2cnn weights are
 copied. escnn's bases of the subgroups of O(3) (O, I, C_N, D_N, …) start from an unseeded random
 point, so its weights mean something else in every installation: the weights are refitted
-from the filter escnn expanded (the ``filter`` entry of an eval-mode state dict) by
-:func:`refit_weights` — exact, in milliseconds.
+by :func:`refit_weights` — exact, in milliseconds — from the filter escnn expanded (the
+``filter`` entry of an eval-mode state dict) or, in a training-mode state dict, the filter the
+weights expand to with the checkpoint's sampled bases.
 """
 from __future__ import annotations
 
+import copy
 import re
+import warnings
 from collections import OrderedDict
 
 import numpy as np
@@ -36,8 +53,8 @@ __all__ = ["refit_weights", "from_e2cnn_state_dict", "from_escnn_state_dict"]
 _DERIVED_CONV = ("filter", "expanded_bias", "bias_expansion")
 _INNER_BN = re.compile(r"^(?:(.*)\.)?(batch_norm_\[\d+\])\.(\w+)$")
 _INDICES = re.compile(r"^(in_|out_)?indices_\d+$")
-# derived buffers of escnn's IID/GNorm batch norms (rebuilt from the field type by cupysteer's)
-_DERIVED = re.compile(r"^((in_|out_)?indices_\d+|\w+_avg|\w+_change_of_basis)$")
+_SAMPLED = re.compile(r"^_basisexpansion\.block_expansion_\('([^']*)', '([^']*)'\)"
+                      r"\.sampled_basis$")
 # escnn groups whose basis is analytic (the same for the same weights in every installation)
 _ANALYTIC = (_r3.SO3, _r3.O3, _r3.Inversion, _r3.Trivial3)
 
@@ -202,6 +219,50 @@ def _shape_check(key, src_key, value, want):
                          f"the checkpoint module's field types and settings")
 
 
+def _fields_by_name(ftype):
+    """representation name → (its channels in field order, its number of fields), as the
+    anchors' block expansions group the fields."""
+    channels, count, pos = {}, {}, 0
+    for rep in ftype.representations:
+        channels.setdefault(rep.name, []).extend(range(pos, pos + rep.size))
+        count[rep.name] = count.get(rep.name, 0) + 1
+        pos += rep.size
+    return channels, count
+
+
+def _sampled_filter(sp, entries, basis, w):
+    r"""The filter the checkpoint's own sampled bases (``_basisexpansion.block_expansion_(in,
+    out).sampled_basis``, (d, o, i, P), present in train and eval mode) expand ``w`` to, as the
+    anchors do: per representation pair (sorted by names), its weights (n_out·n_in, d), the
+    block k,o,i,P = Σ_b w[k, b] B[b, o, i, P] placed at the pair's fields. None without them
+    (all-zero bases, placeholders of entries whose values were not kept, count as absent)."""
+    blocks = {}
+    for k, v in entries.items():
+        m = _SAMPLED.match(k)
+        if m:
+            blocks[(m.group(1), m.group(2))] = _array(v).astype(np.float64)
+    if not any(np.any(B) for B in blocks.values()):
+        return None
+    (in_ch, in_n), (out_ch, out_n) = (_fields_by_name(basis.in_type),
+                                      _fields_by_name(basis.out_type))
+    F = np.zeros((basis.shape[0], basis.shape[1], int(np.prod(basis.shape[2:]))))
+    pos = 0
+    for pair in sorted(blocks):
+        B = blocks[pair]
+        n_o, n_i = out_n.get(pair[1], 0), in_n.get(pair[0], 0)
+        size = n_o * n_i * B.shape[0]
+        if not n_o or not n_i or B.shape[-1] != F.shape[2] or pos + size > w.size:
+            raise ValueError(f"{_key(sp, '_basisexpansion')}: the checkpoint's basis block "
+                             f"{pair} {B.shape} does not fit the model's layer ({basis!r}); "
+                             f"build it with the checkpoint layer's field types and kernel "
+                             f"size")
+        f = np.einsum("boip,kb->koip", B, w[pos:pos + size].reshape(n_o * n_i, B.shape[0]))
+        f = f.reshape(n_o, n_i, *B.shape[1:]).transpose(0, 2, 1, 3, 4)
+        F[np.ix_(out_ch[pair[1]], in_ch[pair[0]])] = f.reshape(n_o * B.shape[1], -1, F.shape[2])
+        pos += size
+    return F.reshape(basis.shape)
+
+
 def _conv(sp, tp, entries, module, library, out):
     torch = _torch()
     basis = module.basis
@@ -209,23 +270,31 @@ def _conv(sp, tp, entries, module, library, out):
     _shape_check(_key(tp, "weights"), _key(sp, "weights"), w, (basis.dim,))
     F = entries.get("filter")
     analytic = library == "e2cnn" or isinstance(basis.in_type.group, _ANALYTIC)
+    source = f"the checkpoint's {_key(sp, 'filter')}"
+    if F is None:
+        F = _sampled_filter(sp, entries, basis, w)
+        source = f"the expansion by the checkpoint's {_key(sp, '_basisexpansion')} bases"
     if F is not None:
-        F = _array(F).astype(np.float64)
+        F = np.asarray(_array(F), dtype=np.float64)
         _shape_check(_key(tp, "filter"), _key(sp, "filter"), F, basis.shape)
         scale = max(float(np.abs(F).max()), 1e-30)
         if float(np.abs(basis.expand(w) - F).max()) > 1e-4 * scale:
             if analytic:
                 raise ValueError(f"{_key(sp, 'weights')}: these weights expand to another "
-                                 f"filter than the checkpoint's {_key(sp, 'filter')}; the "
-                                 f"model's {tp!r} must have the checkpoint layer's field "
-                                 f"types and basis settings")
+                                 f"filter than {source}; the model's {tp!r} must have the "
+                                 f"checkpoint layer's field types and basis settings")
             w, _ = refit_weights(basis, F)
     elif not analytic:
         raise ValueError(f"{_key(sp, 'weights')}: escnn's basis for "
                          f"{basis.in_type.group.name} starts from an unseeded random point, so "
-                         f"its weights cannot be read without escnn's filter: save the escnn "
-                         f"state dict in eval mode (model.eval(); it then holds "
-                         f"{_key(sp, 'filter')!r})")
+                         f"its weights cannot be read without escnn's filter or bases: save "
+                         f"the escnn state dict in eval mode (model.eval(); it then holds "
+                         f"{_key(sp, 'filter')!r}) or keep its '_basisexpansion.*' entries")
+    else:
+        warnings.warn(f"{_key(sp, 'weights')}: the checkpoint holds neither {library}'s "
+                      f"filter nor its '_basisexpansion.*' sampled bases, so the weights are "
+                      f"copied unchecked; keep those entries to have the model's {tp!r} "
+                      f"basis checked against the checkpoint's", stacklevel=4)
     dtype = module.weights.dtype
     out[_key(tp, "weights")] = torch.as_tensor(w, dtype=dtype)
     if "bias" in entries:
@@ -252,20 +321,31 @@ def _fixed(sp, tp, entries, module, name):
                          f"checkpoint module's settings")
 
 
-def _generic(sp, tp, entries, keys, module, out):
+def _generic(sp, tp, kind, entries, keys, module, out):
+    """Loaded through the module's own loading (its ``_load_from_state_dict`` hooks accept and
+    drop the anchor's derived entries) into a copy, and read back."""
     torch = _torch()
-    state = module.state_dict()
-    missing, unexpected = set(keys) - set(entries), set(entries) - set(keys)
-    unexpected = {k for k in unexpected if not _DERIVED.match(k.rpartition(".")[2])}
-    if missing or unexpected:
-        raise ValueError(f"checkpoint module {sp!r} and model module {tp!r} hold different "
-                         f"entries: only in the checkpoint {sorted(unexpected)}, only in the "
-                         f"model {sorted(missing)}; build the model's module as the "
-                         f"checkpoint's (e.g. InnerBatchNorm with the same fields, affine=…)")
+    probe = copy.deepcopy(module)
+    state = OrderedDict((k, torch.as_tensor(_array(v))) for k, v in entries.items())
+    missing, unexpected, errors = [], [], []
+    try:
+        if kind == "inner_bn":  # its BatchNorms are children: load the whole module
+            result = probe.load_state_dict(state, strict=False)
+            missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+        else:
+            probe._load_from_state_dict(state, "", {}, True, missing, unexpected, errors)
+    except (RuntimeError, ValueError) as ex:
+        errors.append(str(ex))
+    if missing or unexpected or errors:
+        detail = "; ".join([*errors, *([f"only in the checkpoint {sorted(unexpected)}"]
+                                       if unexpected else []),
+                            *([f"only in the model {sorted(missing)}"] if missing else [])])
+        raise ValueError(f"checkpoint module {sp!r} does not load into model module {tp!r} "
+                         f"({type(module).__name__}): {detail}; build the model's module as "
+                         f"the checkpoint's (the same field types and settings, e.g. affine=…)")
+    own = probe.state_dict()
     for k in keys:
-        v = torch.as_tensor(_array(entries[k]))
-        _shape_check(_key(tp, k), _key(sp, k), v, state[k].shape)
-        out[_key(tp, k)] = v.to(state[k].dtype)
+        out[_key(tp, k)] = own[k].detach().clone()
 
 
 def _convert(model, state_dict, library: str, load: bool):
@@ -285,7 +365,7 @@ def _convert(model, state_dict, library: str, load: bool):
         elif kind in ("mask", "blur"):
             _fixed(sp, tp, entries, module, "mask" if kind == "mask" else "filter")
         else:
-            _generic(sp, tp, entries, keys, module, out)
+            _generic(sp, tp, kind, entries, keys, module, out)
     missing = [k for k in model.state_dict() if k not in out]
     if missing:
         raise ValueError(f"the checkpoint fills no value for the model's {missing}; build the "
@@ -303,6 +383,6 @@ def from_e2cnn_state_dict(model, state_dict, *, load: bool = False) -> "OrderedD
 
 def from_escnn_state_dict(model, state_dict, *, load: bool = False) -> "OrderedDict":
     """As :func:`from_e2cnn_state_dict` for escnn 1.0.11; convolutions of groups other than
-    SO(3), O(3), the inversion and the trivial group are refitted from the checkpoint's
-    ``filter`` (an eval-mode state dict holds it) by :func:`refit_weights`."""
+    SO(3), O(3), the inversion and the trivial group are refitted by :func:`refit_weights` from
+    the checkpoint's ``filter`` (eval mode) or the filter of its sampled bases (train mode)."""
     return _convert(model, state_dict, "escnn", load)

@@ -127,8 +127,10 @@ def _rep_blocks(fs: FieldStructure):
 def gnorm_batch_statistics(x, field_type: FieldType) -> list:
     """[(means (n, t), vars (n, n_irreps))] per representation: escnn's ``GNormBatchNorm``
     batch statistics in the irreps coordinates (trivial means; per irrep block the mean
-    squared centred coordinate, times N/(N − 1))."""
+    squared centred coordinate, times N/(N − 1)). Constants for autodiff
+    (``jax.lax.stop_gradient``), as escnn detaches them: gradients equal escnn's."""
     fs = _prepare(x, field_type, "gnorm_batch_statistics")
+    x = jax.lax.stop_gradient(x)
     stats = []
     for rep, ch, Q, triv, owner in _rep_blocks(fs):
         z = jnp.einsum("ds,bnsp->bndp", jnp.asarray(Q.T, x.dtype),
@@ -169,8 +171,10 @@ def gnorm_batch_norm(x, field_type: FieldType, stats, weights=None, biases=None,
 def iid_batch_statistics(x, field_type: FieldType) -> list:
     """[(means (n, s) or None, vars (n, 1))] per representation: escnn's ``IIDBatchNorm``
     batch statistics (the mean projected on the invariant subspace; the mean over the
-    field's channels of the unbiased variance of the centred entries)."""
+    field's channels of the unbiased variance of the centred entries). Constants for
+    autodiff (``jax.lax.stop_gradient``), as escnn detaches them: gradients equal escnn's."""
     fs = _prepare(x, field_type, "iid_batch_statistics")
+    x = jax.lax.stop_gradient(x)
     stats = []
     for rep, ch, Q, triv, owner in _rep_blocks(fs):
         part = x[:, ch.ravel()].reshape((x.shape[0],) + ch.shape + (-1,))

@@ -162,7 +162,8 @@ def test_escnn_analytic_groups_copy_the_weights():
     t2 = e3.FieldType(gs, [gs.trivial_repr, gs.irrep(1)])
     src = SteerableConv3d(t1, t2, 3, padding=1)
     dst = SteerableConv3d(t1, t2, 3, padding=1)
-    sd = from_escnn_state_dict(dst, dict(src.state_dict()), load=True)
+    with pytest.warns(UserWarning, match="neither escnn's filter.*unchecked"):
+        sd = from_escnn_state_dict(dst, dict(src.state_dict()), load=True)
     torch.testing.assert_close(sd["weights"], src.weights.detach(), rtol=0, atol=0)
 
 
@@ -170,3 +171,78 @@ def test_meta_lists_what_the_fixtures_dropped():
     meta = json.loads((DATA / "e2cnn_c8mnist" / "meta.json").read_text())
     assert all("_basisexpansion" in k or k.endswith(".filter")
                for k in meta["dropped_derived_entries"])
+
+
+FIELDWISE = DATA / "fieldwise"
+
+
+def _ckpt(library, mode):
+    d = np.load(FIELDWISE / f"{library}.npz")
+    head = f"ckpt.{mode}."
+    sd = {k[len(head):]: torch.from_numpy(d[k]) for k in d.files if k.startswith(head)}
+    return sd, torch.from_numpy(d["ckpt.x"]), d["ckpt.y"]
+
+
+def _ckpt_model(library):
+    """The cupysteer model of the fixtures' checkpoint (scripts/make_*fieldwise_fixtures.py)."""
+    if library == "e2cnn":
+        gs = e.Rot2dOnR2(8)
+        T, I1, I4 = gs.trivial_repr, gs.irrep(1), gs.irrep(4)
+        tin, tmid = e.FieldType(gs, [T]), e.FieldType(gs, [T, T, T, I1, I4, I1])
+        gate = snn.GatedNonLinearity1(tmid)
+        return torch.nn.Sequential(SteerableConv2d(tin, tmid, 5), gate,
+                                   snn.NormBatchNorm(gate.out_type))
+    G = cs.CyclicGroup(4)
+    T, I1 = G.trivial_representation, G.irrep(1)
+    tin, tmid = cs.FieldType(G, [T]), cs.FieldType(G, [T, T, I1, I1])
+    gate = snn.GatedNonLinearity1(tmid)
+    return torch.nn.Sequential(SteerableConv2d(tin, tmid, 3), gate,
+                               snn.GNormBatchNorm(gate.out_type))
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+@pytest.mark.parametrize("library", ["e2cnn", "escnn"])
+def test_checkpoints_of_gates_and_field_batch_norms(library, mode):
+    """e2cnn's NormBatchNorm (per-size entries, sizes 1 and 2) and GatedNonLinearity1 (its
+    index buffers), escnn's GatedNonLinearity1 (bias (1, n)) and GNormBatchNorm (its
+    aggregator/propagator buffers): loaded through the modules' own loading. A training-mode
+    checkpoint has no ``filter``: the conv is checked (e2cnn) or refitted (escnn's C4 basis
+    from a random point) with the checkpoint's sampled bases."""
+    sd, x, y = _ckpt(library, mode)
+    assert ("0.filter" in sd) == (mode == "eval")
+    m = _ckpt_model(library)
+    convert = from_e2cnn_state_dict if library == "e2cnn" else from_escnn_state_dict
+    out = convert(m, sd, load=True)
+    assert sorted(out) == sorted(m.state_dict())
+    with torch.no_grad():
+        got = m.eval()(x).numpy()
+    np.testing.assert_allclose(got, y, atol=1e-5 * max(1.0, np.abs(y).max()), rtol=0)
+
+
+def test_train_mode_checkpoint_conv_basis_is_checked():
+    sd, _, _ = _ckpt("e2cnn", "train")
+    key = next(k for k in sd if k.endswith("('irrep_0', 'irrep_1').sampled_basis"))
+    other = dict(sd)
+    other[key] = sd[key].flip(-1)  # another basis for the same number of weights
+    with pytest.raises(ValueError, match=r"0\.weights.*another filter.*_basisexpansion"):
+        from_e2cnn_state_dict(_ckpt_model("e2cnn"), other)
+    bare = {k: v for k, v in sd.items() if "_basisexpansion" not in k}
+    with pytest.warns(UserWarning, match=r"0\.weights.*neither.*unchecked"):
+        from_e2cnn_state_dict(_ckpt_model("e2cnn"), bare)
+    sd, _, _ = _ckpt("escnn", "train")
+    bare = {k: v for k, v in sd.items() if "_basisexpansion" not in k}
+    with pytest.raises(ValueError, match=r"0\.weights.*unseeded.*eval mode"):
+        from_escnn_state_dict(_ckpt_model("escnn"), bare)
+
+
+def test_field_module_mismatches_name_both_modules():
+    sd, _, _ = _ckpt("e2cnn", "eval")
+    sd = {k: v for k, v in sd.items() if not k.startswith("2.1_")}  # size 1 missing
+    with pytest.raises(ValueError, match=r"checkpoint module '2'.*model module '2'.*2\.1_weight"
+                                         r"|'1_weight'"):
+        from_e2cnn_state_dict(_ckpt_model("e2cnn"), sd)
+    sd, _, _ = _ckpt("escnn", "eval")
+    sd["1.bias"] = torch.zeros(1, 3)
+    with pytest.raises(ValueError, match=r"checkpoint module '1'.*model module '1'.*bias"
+                                         r".*field types"):
+        from_escnn_state_dict(_ckpt_model("escnn"), sd)

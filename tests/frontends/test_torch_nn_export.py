@@ -259,3 +259,13 @@ def test_batch_norm_and_gate_variants(make):
             torch.testing.assert_close(cnn.export(m)(x), m(x), rtol=0, atol=1e-12)
     finally:
         torch.set_default_dtype(old)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_export_keeps_the_device(name):
+    """A model moved to another device exports there (every parameter and buffer: none made
+    on the default device)."""
+    model, t0 = MODELS[name][0]()
+    plain = cnn.export(model.eval().to("meta"))
+    tensors = list(plain.parameters()) + list(plain.buffers())
+    assert tensors and all(t.device.type == "meta" for t in tensors)

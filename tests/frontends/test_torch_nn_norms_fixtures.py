@@ -35,6 +35,9 @@ E2CNN_CASES = {
     "gated1": lambda: cnn.GatedNonLinearity1(ft([T, T, I1, I2])),
     "gated1_keep": lambda: cnn.GatedNonLinearity1(
         ft([T, I1, T, I2]), gates=["gate", "gated", "gate", "gated"], drop_gates=False),
+    "gated1_mixed": lambda: cnn.GatedNonLinearity1(
+        ft([T, T, R, I1, T, I1]), gates=["gate", "gate", "gated", "gated", "gate", "gated"],
+        drop_gates=False),
     "norm_max_pool": lambda: cnn.NormMaxPool(ft([I1, I2, R]), 2),
     "norm_max_pool_3s2p1": lambda: cnn.NormMaxPool(ft([I1, R]), 3, 2, 1),
 }
@@ -149,3 +152,43 @@ def test_equals_escnn(case):
         sorted(r.name for r in reps)
     for r in reps:
         np.testing.assert_allclose(r.change_of_basis, d[f"{key}.basis.{r.name}"], atol=1e-6)
+
+
+@pytest.mark.parametrize("case", sorted(ESCNN_CASES))
+def test_training_gradients_equal_escnn(case):
+    """escnn detaches the batch statistics: the gradient of sum(out · G) in training mode is
+    escnn's (the statistics are constants for autograd)."""
+    d = np.load(ESCNN)
+    key = f"bn_{case}"
+    m = ESCNN_CASES[case]()
+    m.load_state_dict(_state(d, key, "state0"), strict=True)
+    x = torch.tensor(d[f"{key}.x1"], requires_grad=True)
+    (m.train()(x) * torch.tensor(d[f"{key}.grad_G"])).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), d[f"{key}.grad_x"], atol=1e-5, rtol=0)
+
+
+def test_norm_batch_norm_needs_every_size_of_e2cnn_entries():
+    """e2cnn's per-size entries fill the per-field ones; a missing size or a wrong number of
+    values is named (never uninitialised memory)."""
+    m = cnn.NormBatchNorm(ft([I1, I1, cs.CyclicGroup(8).irrep(4)]))  # sizes 2, 2, 1
+    sd = {"2_weight": torch.full((1, 2, 1, 1, 1), 2.0),
+          "2_running_var": torch.full((1, 2, 1, 1, 1), 3.0),
+          "num_batches_tracked": torch.tensor(1)}
+    with pytest.raises(ValueError, match=r"not \['1_weight'\].*field size"):
+        m.load_state_dict(sd)
+    sd.update({"1_weight": torch.full((1, 1, 1, 1, 1), 4.0),
+               "1_running_var": torch.full((1, 1, 1, 1, 1), 5.0)})
+    m.load_state_dict(dict(sd))
+    torch.testing.assert_close(m.weight.detach(), torch.tensor([2.0, 2.0, 4.0]))
+    torch.testing.assert_close(m.running_var, torch.tensor([3.0, 3.0, 5.0]))
+    sd["2_weight"] = torch.ones(1, 3, 1, 1, 1)
+    with pytest.raises(ValueError, match=r"2_weight: 3 values for the 2 fields of size 2"):
+        m.load_state_dict(sd)
+
+
+def test_gated1_loads_escnn_bias_and_state_dicts_without_bias():
+    m = cnn.GatedNonLinearity1(ft([T, T, I1, I2]))
+    m.load_state_dict({"bias": torch.tensor([[0.5, -0.25]])})  # escnn: (1, n_gates)
+    torch.testing.assert_close(m.bias.detach(), torch.tensor([0.5, -0.25]).reshape(1, 2, 1, 1))
+    m.load_state_dict({})  # a state dict from before the bias: the plain gate
+    torch.testing.assert_close(m.bias.detach(), torch.zeros(1, 2, 1, 1))

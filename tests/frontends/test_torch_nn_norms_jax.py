@@ -75,6 +75,13 @@ def test_batch_norms_equal_torch(float64, group):
                    zip(_per_rep(m, "running_mean"), _per_rep(m, "running_var"))]
         running = [(None if mu is None else mu.numpy(), v.numpy()) for mu, v in running]
         _close(norm_fn(jnp.asarray(x), t, running, w, b), m.eval()(torch.as_tensor(x)))
+        # training-mode gradients: the batch statistics are constants (as escnn, as torch)
+        xt = torch.as_tensor(x).requires_grad_(True)
+        G_out = np.random.default_rng(7).standard_normal(x.shape)
+        (m.train()(xt) * torch.as_tensor(G_out)).sum().backward()
+        grad = jax.grad(lambda v: (norm_fn(v, t, stats_fn(v, t), w, b) * G_out).sum())(
+            jnp.asarray(x))
+        _close(grad, xt.grad)
 
 
 @pytest.mark.parametrize("group", sorted(GROUPS))

@@ -175,8 +175,19 @@ class NormBatchNorm(FieldwiseModule):
         for tail, per_size in found.items():
             if tail == "indices":
                 continue
-            out = torch.empty(self.n_fields)
+            lacking = [f"{prefix}{s}_{tail}" for s in sizes if s not in per_size]
+            if lacking:
+                raise ValueError(f"NormBatchNorm: the state dict holds e2cnn's per-size "
+                                 f"'{tail}' entries but not {lacking}; every field size of "
+                                 f"in_type ({sorted(sizes, key=int)}) needs one (save the "
+                                 f"state dict of a module with the same in_type)")
+            out = torch.zeros(self.n_fields)
             for s, v in per_size.items():
-                out[torch.tensor(np.array(sizes[s].fields))] = v.reshape(-1).to(out.dtype)
+                index = torch.tensor(np.array(sizes[s].fields))
+                if v.numel() != index.numel():
+                    raise ValueError(f"{prefix}{s}_{tail}: {v.numel()} values for the "
+                                     f"{index.numel()} fields of size {s} of in_type; build "
+                                     f"the module with the checkpoint's field types")
+                out[index] = v.reshape(-1).to(out.dtype)
             state_dict[prefix + tail] = out
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)

@@ -96,9 +96,10 @@ def _gated(m):
     if m.drop_gates:
         return P.Gate(m.gate_channels, m.gated_channels, m.gate_of_channel, bias)
     C, n = m.in_type.size, m.gate_channels.numel()
-    source = torch.arange(C)                           # ungated channels: x itself
-    source[m.gate_channels] = C + torch.arange(n)      # gates: their sigmoid
-    source[m.gated_channels] = C + n + torch.arange(m.gated_channels.numel())
+    at = {"device": m.gate_channels.device}
+    source = torch.arange(C, **at)                      # ungated channels: x itself
+    source[m.gate_channels] = C + torch.arange(n, **at)  # gates: their sigmoid
+    source[m.gated_channels] = C + n + torch.arange(m.gated_channels.numel(), **at)
     return P.Gate(m.gate_channels, m.gated_channels, m.gate_of_channel, bias, source)
 
 
@@ -137,11 +138,12 @@ def _inner_batch_norm(m):
 def _norm_batch_norm(m):
     B, C, cf = m._invariant_basis.to(m.running_var.dtype), m.in_type.size, m.channel_field
     out = _batch_norm(m, m.spatial_dims, m.running_var)
-    out.running_mean.copy_(B @ m.running_mean if m.n_trivial else torch.zeros(C))
+    zero = torch.zeros(C, dtype=out.running_var.dtype, device=out.running_var.device)
+    out.running_mean.copy_(B @ m.running_mean if m.n_trivial else zero)
     out.running_var.copy_(m.running_var.index_select(0, cf))
     if m.affine:
         out.weight.copy_(m.weight.index_select(0, cf))
-        out.bias.copy_(B @ m.bias if m.bias is not None else torch.zeros(C))
+        out.bias.copy_(B @ m.bias if m.bias is not None else zero)
     out.num_batches_tracked.copy_(m.num_batches_tracked)
     return out.eval()
 
@@ -172,14 +174,16 @@ def _gnorm_batch_norm(m):
     """y_f = Q diag(scale) Qᵀ x_f + Q shift (eval mode): one 1×1 convolution with bias."""
     dtype = m._basis_0.dtype
     C = m.in_type.size
-    W, b = torch.zeros(C, C, dtype=dtype), torch.zeros(C, dtype=dtype)
+    device = m._basis_0.device
+    W = torch.zeros(C, C, dtype=dtype, device=device)
+    b = torch.zeros(C, dtype=dtype, device=device)
     for k, (name, rep, n, s) in enumerate(m._groups):
         Q, triv = getattr(m, f"_basis_{k}").to(dtype), getattr(m, f"_trivial_{k}")
         scale = torch.rsqrt(getattr(m, f"{name}_running_var").to(dtype) + m.eps)
         if m.affine:
             scale = scale * getattr(m, f"{name}_weight").detach()
         scale = scale @ getattr(m, f"_propagator_{k}").to(dtype).T           # (n, s)
-        shift = torch.zeros(n, s, dtype=dtype)
+        shift = torch.zeros(n, s, dtype=dtype, device=device)
         shift[:, triv] = -getattr(m, f"{name}_running_mean").to(dtype) * scale[:, triv]
         if m.affine:
             shift[:, triv] += getattr(m, f"{name}_bias").detach()
@@ -191,7 +195,7 @@ def _gnorm_batch_norm(m):
 
 
 def _norm_max_pool(m):
-    S = P.membership(m.channel_field, m.n_fields, torch.get_default_dtype())
+    S = P.membership(m.channel_field, m.n_fields, torch.get_default_dtype())  # its device
     return P.NormMaxPool(S, m.channel_field, m.kernel_size, m.stride, m.padding, m.dilation,
                          m.ceil_mode)
 

@@ -151,7 +151,10 @@ class GatedNonLinearity1(FieldwiseModule):
     every field, the gates replaced by sigmoid(gate − bias) (``drop_gates=False``).
 
     Parameter ``bias`` (1, n_gates, 1, …, 1), e2cnn's state-dict entry; initialised to zeros
-    (e2cnn draws it from a standard normal) so that an untrained module is the plain gate.
+    (e2cnn draws it from a standard normal, as it does, and cupysteer's
+    :class:`GatedNonLinearity2` does, for the two-input gate) so that an untrained module is
+    the plain gate. Loading takes escnn's ``bias`` of shape (1, n_gates) and fills a missing
+    one with zeros.
     """
 
     def __init__(self, in_type, gates=None, drop_gates: bool = True):
@@ -204,12 +207,18 @@ class GatedNonLinearity1(FieldwiseModule):
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
         """Also drops e2cnn's derived ``input_indices_*``/``output_indices_*``/
-        ``gates_indices`` buffers."""
+        ``gates_indices`` buffers, takes escnn's ``bias`` of shape (1, n_gates) and fills a
+        missing ``bias`` (state dicts of cupysteer before it had one) with zeros."""
         for k in [k for k in state_dict if k.startswith(prefix)]:
             rest = k[len(prefix):]
             if "." not in rest and rest.startswith(("input_indices_", "output_indices_",
                                                     "gates_indices")):
                 del state_dict[k]
+        bias = state_dict.get(prefix + "bias")
+        if bias is None:
+            state_dict[prefix + "bias"] = torch.zeros_like(self.bias)
+        elif tuple(bias.shape) == tuple(self.bias.shape[:2]):
+            state_dict[prefix + "bias"] = bias.reshape(self.bias.shape)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
@@ -222,7 +231,8 @@ class GatedNonLinearity2(FieldwiseModule):
     (ascending, stable) take the gates in turn (field order when the sizes do not decrease).
     Output (``out_type = gated_type``): gated field f times sigmoid(gate_f − bias_f).
     Parameter ``bias`` of shape (1, n_gates, 1, …, 1), initialised from a standard normal as
-    e2cnn. Equivariant because the gates are invariant scalars.
+    e2cnn (unlike :class:`GatedNonLinearity1` here, whose bias starts at zeros; e2cnn draws
+    both from a standard normal). Equivariant because the gates are invariant scalars.
     """
 
     def __init__(self, in_type):

@@ -132,8 +132,9 @@ class GNormBatchNorm(_PerRepresentation):
         z = torch.einsum("ds,bnsp->bndp", Q.T, part)
         if self.training:
             count = z.shape[0] * z.shape[3]
-            means = z.index_select(2, triv).mean((0, 3))
-            sq = (z * z).mean((0, 3))
+            zd = z.detach()  # statistics are constants for autograd, as escnn's
+            means = zd.index_select(2, triv).mean((0, 3))
+            sq = (zd * zd).mean((0, 3))
             sq = sq.index_add(1, triv, -means * means)
             var = sq @ getattr(self, f"_aggregator_{k}").to(dt)
             var = var * (count / (count - 1) if count > 1 else 1.0)
@@ -203,10 +204,11 @@ class _IIDBatchNorm(_PerRepresentation):
         if self.training or not self.track_running_stats:
             means = None
             if has_trivial:
-                means = part.mean((0, 3)) @ getattr(self, f"_avg_{k}").to(dt).T
+                # statistics are constants for autograd, as escnn's
+                means = part.detach().mean((0, 3)) @ getattr(self, f"_avg_{k}").to(dt).T
             centred = part - means[None, :, :, None] if has_trivial else part
             var = centred.permute(1, 2, 0, 3).reshape(part.shape[1], part.shape[2], -1)
-            var = var.var(2, unbiased=True).mean(1, keepdim=True)
+            var = var.var(2, unbiased=True).mean(1, keepdim=True).detach()
             if self.training and self.track_running_stats:
                 with torch.no_grad():
                     f = self._factor()

@@ -65,14 +65,14 @@ def conv1x1(matrix, spatial_dims: int, bias=None) -> nn.Module:
 
 def membership(channel_field: torch.Tensor, n_fields: int, dtype) -> torch.Tensor:
     """The (n_fields, C) 0/1 matrix of which channel belongs to which field."""
-    S = torch.zeros(n_fields, channel_field.numel(), dtype=dtype)
-    S[channel_field, torch.arange(channel_field.numel())] = 1.0
+    S = torch.zeros(n_fields, channel_field.numel(), dtype=dtype, device=channel_field.device)
+    S[channel_field, torch.arange(channel_field.numel(), device=channel_field.device)] = 1.0
     return S
 
 
 def _field_sum(x: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
     """Σ over each field's channels: [N, C, …] → [N, n_fields, …] (a 1×1 convolution)."""
-    w = S.to(x.dtype).reshape(S.shape + (1,) * (x.dim() - 2))
+    w = S.to(x).reshape(S.shape + (1,) * (x.dim() - 2))
     return F.conv2d(x, w) if x.dim() == 4 else F.conv3d(x, w)
 
 
