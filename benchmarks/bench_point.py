@@ -4,9 +4,10 @@
         [--escnn-python PY | --no-escnn] [--modes fwd,fwdbwd]
 
 ``--cases`` lists CASE:EDGES (c8: C8 regular×8 → regular×8 on R²; octa: octahedral regular×2 →
-regular×2 on R³). escnn needs ~120 KiB per edge for c8 and ~2.6 MiB per edge for octa, so on a
-small machine run it at fewer edges (the record in BENCHMARKS.md: c8:20000, octa:1000) and
-cupysteer alone at 100000 (``--no-escnn``).
+regular×2 on R³). escnn needs ~120 KiB per edge for c8 (measured: 11.5 GiB at 100000 edges,
+forward) and ~8.4 MiB per edge for octa (8.4 GiB at 1000 edges, so ~840 GiB at 100000), so
+run escnn at 100000 edges for c8 only with ≥ 16 GiB free, octa at ~1000 edges, and cupysteer
+alone at 100000 (``--no-escnn``); BENCHMARKS.md records which.
 
 Every (implementation, case, mode) runs in its own process (benchmarks/_point_driver.py;
 escnn in its own virtual environment, see benchmarks/escnn_env.sh plus torch-geometric 2.8.1):

@@ -11,15 +11,19 @@ The edge part runs in :class:`_PointContract`, a ``torch.autograd.Function`` ove
 host: positions are copied to the CPU once per call) and contracted at irreps level; the
 backward recomputes the basis per chunk and applies the explicit adjoints (features and
 weights), so memory stays O(chunk · n_entries + n · C). The contract's operations come from
-:func:`contract_ops` — the one dispatch point: torch ops on every device today (CPU, CUDA,
-MPS); a CuPy backend with the same function names can be returned there for CUDA tensors.
-Gradients with respect to positions are not supported (a clear error).
+:func:`contract_ops` — the one dispatch point: float32/float64 CUDA tensors with CuPy and a
+device run the CUDA kernels of :mod:`cupysteer.backends.point_cupy` (:class:`CupyOps`:
+zero-copy DLPack in and out, on torch's current stream, one ``PointLaunch`` per edge chunk
+shared by the forward and both adjoints of a call); everything else (CPU, MPS, half
+precision, no CuPy) runs torch ops. Gradients with respect to positions are not supported
+(a clear error).
 
 ``torch.compile``: the Function evaluates the basis in NumPy, so dynamo graph-breaks around
 it and runs it eagerly (the per-node changes of basis, scaling and bias are compiled).
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from types import SimpleNamespace
 from typing import NamedTuple
 
@@ -27,7 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..backends.point_numpy import block_groups
+from ..backends import point_cupy
+from ..backends.point_numpy import block_groups, check_table
 from ..field_type import FieldType
 from ..pointconv import AGGREGATIONS, DEFAULT_CHUNK_EDGES, PointConvBasis
 
@@ -103,9 +108,100 @@ def _adjoint_weights(table: TorchTable, B, gy, g, s, t, n_weights):
 _TORCH_OPS = SimpleNamespace(prepare=prepare_table, contract=_contract,
                              contract_adjoint_features=_adjoint_features,
                              contract_adjoint_weights=_adjoint_weights)
+_KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
-def contract_ops(device: torch.device):
+class CupyTable:
+    """The block table for :class:`CupyOps` and the :class:`~cupysteer.backends.point_cupy.
+    PointLaunch` of each edge chunk of one call (forward and backward use each three times;
+    keyed by the chunk's index storage, alive for the whole call)."""
+
+    def __init__(self, table):
+        t = self.table = check_table(table)
+        self.c_out = int((t[:, 0] + t[:, 2]).max(initial=0))  # out_offset + d_out
+        self.launches: dict = {}
+
+
+def _cupy_from(t: Tensor):
+    return point_cupy.import_cupy().from_dlpack(t.detach())
+
+
+def _torch_stream(device: torch.device):
+    """CuPy on ``device`` running on torch's current stream (as cupysteer.dlpack does)."""
+    cupy = point_cupy.import_cupy()
+    stream = cupy.cuda.ExternalStream(torch.cuda.current_stream(device).cuda_stream,
+                                      device_id=device.index)
+    return _Both(cupy.cuda.Device(device.index), stream)
+
+
+class _Both:
+    def __init__(self, *contexts):
+        self.contexts = contexts
+
+    def __enter__(self):
+        for c in self.contexts:
+            c.__enter__()
+
+    def __exit__(self, *exc):
+        for c in reversed(self.contexts):
+            c.__exit__(*exc)
+
+
+class CupyOps:
+    """The contract's operations on the CUDA kernels of :mod:`cupysteer.backends.point_cupy`
+    for torch tensors: zero-copy through DLPack (``cupy.from_dlpack`` in, ``torch.from_dlpack``
+    out), launched on torch's current stream. ``launch``, ``to_cupy``, ``to_torch`` and
+    ``stream`` are the runtime (the tests swap in the CPU emulation of the kernels)."""
+
+    def __init__(self, launch=point_cupy.PointLaunch, to_cupy=_cupy_from,
+                 to_torch=torch.from_dlpack, stream=_torch_stream):
+        self.launch_type, self.to_cupy, self.to_torch, self.stream = \
+            launch, to_cupy, to_torch, stream
+
+    @staticmethod
+    def prepare(table) -> CupyTable:
+        return CupyTable(np.asarray(table))
+
+    def launch(self, table: CupyTable, s: Tensor, t: Tensor, n_sources: int, n_targets: int,
+               c_in: int | None):
+        """The chunk's PointLaunch (host CSRs built once per chunk and call; ``c_in`` None:
+        any width, else g's width)."""
+        key = (s.data_ptr(), t.data_ptr(), len(s), n_sources, n_targets)
+        L = table.launches.get(key)
+        if L is None or (c_in is not None and L.c_in != c_in):
+            L = table.launches[key] = self.launch_type(
+                table.table, s.cpu().numpy(), t.cpu().numpy(), n_sources, n_targets,
+                c_in=c_in, c_out=table.c_out)
+        return L
+
+    def _run(self, like: Tensor, fn, *xs):
+        with self.stream(like.device):
+            return self.to_torch(fn(*(self.to_cupy(x.contiguous()) for x in xs)))
+
+    def contract(self, table, B, w, g, s, t, n_targets):
+        L = self.launch(table, s, t, len(g), n_targets, g.shape[1])
+        return self._run(g, L.contract, B, w, g)
+
+    def contract_adjoint_features(self, table, B, w, gy, s, t, n_sources):
+        L = self.launch(table, s, t, n_sources, len(gy), None)
+        return self._run(gy, L.adjoint_features, B, w, gy[:, :table.c_out])
+
+    def contract_adjoint_weights(self, table, B, gy, g, s, t, n_weights):
+        L = self.launch(table, s, t, len(g), len(gy), g.shape[1])
+        return self._run(g, lambda *a: L.adjoint_weights(*a, n_weights), B,
+                         gy[:, :table.c_out], g)
+
+
+@lru_cache(maxsize=None)
+def _cupy_ready() -> bool:
+    """CuPy importable and a CUDA device visible to it (checked once per process)."""
+    try:
+        return point_cupy.import_cupy().cuda.runtime.getDeviceCount() > 0
+    except Exception:  # ImportError, CUDARuntimeError (no driver), …
+        return False
+
+
+def contract_ops(device: torch.device, dtype: torch.dtype | None = None):
     """The contract's operations for tensors on ``device`` — the single dispatch point.
 
     Returns a namespace with ``prepare(table) -> prepared table`` and the three functions of
@@ -113,9 +209,12 @@ def contract_ops(device: torch.device):
     weights, g, src, dst, n_targets)``, ``contract_adjoint_features(table, basis, weights,
     grad_y, src, dst, n_sources)``, ``contract_adjoint_weights(table, basis, grad_y, g, src,
     dst, n_weights)``) taking and returning tensors on ``device``; results may stop at the
-    last channel the table reaches (the caller pads). Today: torch ops on every device; a
-    CuPy backend (``cupysteer.backends.point_cupy``, wrapped with DLPack) slots in here for
-    ``device.type == "cuda"``."""
+    last channel the table reaches (the caller pads). CUDA tensors of float32/float64 (or
+    ``dtype`` None) with CuPy importable and a device: :class:`CupyOps` (the CUDA kernels of
+    :mod:`cupysteer.backends.point_cupy` through DLPack); otherwise torch ops."""
+    if (device.type == "cuda" and (dtype is None or dtype in _KERNEL_DTYPES)
+            and _cupy_ready()):
+        return CupyOps()
     return _TORCH_OPS
 
 
@@ -124,7 +223,7 @@ class _PointContract(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, w, g, pos_host, src, dst, n_targets, basis, table, chunk):
-        ops = contract_ops(g.device)
+        ops = contract_ops(g.device, g.dtype)
         y = g.new_zeros(n_targets, basis.out_type.size)
         for _, s, t, B in _chunks(basis, pos_host, src, dst, chunk, g):
             part = ops.contract(table, B, w, g, s, t, n_targets)
@@ -137,7 +236,7 @@ class _PointContract(torch.autograd.Function):
     def backward(ctx, gy):
         w, g, src, dst = ctx.saved_tensors
         pos_host, basis, table, chunk = ctx.rest
-        ops = contract_ops(g.device)
+        ops = contract_ops(g.device, g.dtype)
         gy = gy.contiguous()
         gw = torch.zeros_like(w) if ctx.needs_input_grad[0] else None
         gg = torch.zeros_like(g) if ctx.needs_input_grad[1] else None
@@ -168,7 +267,7 @@ def point_contract(basis: PointConvBasis, w: Tensor, g: Tensor, positions: Tenso
                          "not supported by SteerablePointConv; pass positions.detach()")
     pos_host = positions.detach().to("cpu", torch.float64).numpy()
     chunk = DEFAULT_CHUNK_EDGES if chunk_edges is None else int(chunk_edges)
-    table = contract_ops(g.device).prepare(basis.table)
+    table = contract_ops(g.device, g.dtype).prepare(basis.table)
     return _PointContract.apply(w, g, pos_host, edge_index[0], edge_index[1], len(g), basis,
                                 table, chunk)
 
