@@ -252,6 +252,53 @@ class PointConvBasis:
         K = Qo @ K @ Qi.T
         return K if np.ndim(weights) == 2 else K[0]
 
+    def refit(self, delta, filters, rtol: float = 1e-4) -> tuple[np.ndarray, float]:
+        r"""The weights w whose filters at the offsets ``delta`` (P, d) are ``filters`` (P, C_out,
+        C_in) — e.g. an escnn ``R2PointConv``/``R3PointConv``'s own filters there — and the
+        relative residual ‖K_w − K‖ / ‖K‖.
+
+        In irreps coordinates K̃ = Q_out⁻¹ K Q_in⁻ᵀ every irreps block β owns its entries:
+        K̃_β(δ_p) = Σ_k w_{β,k} B_τ,k(δ_p) with τ the block's irreps pair, so each pair is one
+        least-squares problem (P·d_o·d_i × n_τ) for all its blocks at once. Exact (to float
+        round-off) when K lies in the span and every pair's sampled basis has full rank on
+        ``delta`` (else a ValueError naming ``delta``); a residual above ``rtol`` raises a
+        ValueError naming ``filters``.
+        """
+        x = self.check_offsets(delta)
+        shape = (len(x), self.out_type.size, self.in_type.size)
+        K = real_array(filters, "filters", f"a {shape} array of filters K(delta_p)")
+        if K.shape != shape or not np.isfinite(K).all():
+            raise ValueError(f"filters must be a finite (P, C_out, C_in) = {shape} array (one "
+                             f"filter per row of delta), got shape {K.shape}")
+        K = K.astype(np.float64)
+        Qo, Qi = (t.change_of_basis.astype(np.float64) for t in (self.out_type, self.in_type))
+        Kt = np.linalg.solve(Qo, np.linalg.solve(Qi, K.transpose(0, 2, 1)).transpose(0, 2, 1))
+        B = self.evaluate_basis(x)
+        w = np.zeros(self.dim)
+        for t, (n, off) in enumerate(zip(self.pair_count.tolist(), self.pair_offset.tolist())):
+            rows = self.table[self.plan.block_pair == t]
+            if n == 0 or len(rows) == 0:
+                continue
+            do, di = int(rows[0, 2]), int(rows[0, 3])
+            A = B[:, off:off + n * do * di].reshape(len(x), n, do, di)
+            A = A.transpose(0, 2, 3, 1).reshape(-1, n)  # (P·do·di, n)
+            Y = np.stack([Kt[:, o:o + do, i:i + di].ravel() for o, i in rows[:, :2].tolist()], 1)
+            W, _, rank, _ = np.linalg.lstsq(A, Y, rcond=None)
+            if rank < n:
+                raise ValueError(f"delta: irreps pair {self.irreps_pairs[t]} has {n} basis "
+                                 f"elements but rank {rank} on these {len(x)} offsets; the "
+                                 f"weights are not determined — add offsets at more radii "
+                                 f"and directions")
+            w[self.weight_index[rows[:, 5, None] + np.arange(n)]] = W.T
+        norm = float(np.linalg.norm(K))
+        residual = float(np.linalg.norm(self.filters(w, x) - K)) / norm if norm else 0.0
+        if not residual <= rtol:
+            raise ValueError(f"filters are not in the span of {self!r} at these offsets "
+                             f"(relative residual {residual:.3g} > {rtol:g}): build the basis "
+                             f"with the source layer's field types, width, n_rings/rings, "
+                             f"sigma and frequencies_cutoff")
+        return w, residual
+
     # ---- the NumPy reference ---------------------------------------------------------------
     def check_graph(self, features, positions, edge_index):
         """(features (n, C_in) float, positions (n, d) float64, src, dst int64)."""
