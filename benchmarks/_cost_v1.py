@@ -140,14 +140,18 @@ class V1:
 
     # ---- adjoint ---------------------------------------------------------------------------
 
-    def adjoint_block(self, p, cfg, f: int, y: int, item: int) -> BlockCost:
-        fp, T, blk = p.fieldpairs[f], cfg.block[0], p.blocks
+    def _adjoint_span(self, fp, blk, cfg, chunk: int):
+        """The prologue both adjoint kernels share, for the CUDA block of row chunk / weight
+        pass ``chunk``: its cost so far and ``None`` when it exits early, else the span
+        ``(cb0, cb1, woff, j0, nw, rlo, rhi, whole)`` — the blocks whose rows meet the chunk
+        (found by binary search unless the chunk is the whole field), their weight offsets,
+        this pass's first weight and count, and the rows the chunk touches."""
         b0, b1 = int(fp[FP.block_begin]), int(fp[FP.block_end])
-        P, so, si = int(fp[FP.points]), int(fp[FP.out_size]), int(fp[FP.in_size])
-        r0 = (y // cfg.passes) * cfg.rows
+        so = int(fp[FP.out_size])
+        r0 = (chunk // cfg.passes) * cfg.rows
         c = BlockCost(cp=2 * LAT_L1 + LAT_L2, instr=4 * 30)
         if b0 == b1 or r0 >= so:
-            return c.add(cp=EARLY_EXIT - c.cp)
+            return c.add(cp=EARLY_EXIT - c.cp), None
         whole = cfg.rows >= so
         cb0, cb1 = b0, b1
         if not whole:
@@ -157,18 +161,27 @@ class V1:
             steps = 2 * math.ceil(math.log2(b1 - b0 + 1))
             c.add(cp=steps * (LAT_L1 + 8), instr=4 * steps * 8, gwave=4 * steps)
         if cb0 == cb1:
-            return c
+            return c, None
         woff = blk[cb0:cb1, BLK.weight_offset]
         we = int(woff[-1] + blk[cb1 - 1, BLK.count])
-        j0 = int(woff[0]) + (y % cfg.passes) * cfg.max_weights
+        j0 = int(woff[0]) + (chunk % cfg.passes) * cfg.max_weights
         if j0 >= we:
-            return c
+            return c, None
         nw = min(cfg.max_weights, we - j0)
         rlo, rhi = 0, so
         if not whole:
             rlo = int(blk[cb0, BLK.row])
             rhi = int((blk[cb0:cb1, BLK.row] + blk[cb0:cb1, BLK.d_out]).max())
             c.add(cp=(cb1 - cb0) * 6 + LAT_L1, instr=4 * (cb1 - cb0) * 6)
+        return c, (cb0, cb1, woff, j0, nw, rlo, rhi, whole)
+
+    def adjoint_block(self, p, cfg, f: int, y: int, item: int) -> BlockCost:
+        fp, T, blk = p.fieldpairs[f], cfg.block[0], p.blocks
+        P, so, si = int(fp[FP.points]), int(fp[FP.out_size]), int(fp[FP.in_size])
+        c, span = self._adjoint_span(fp, blk, cfg, y)
+        if span is None:
+            return c
+        cb0, cb1, woff, j0, nw, rlo, rhi, whole = span
         nr = rhi - rlo
         rs = int(fp[FP.in_channels]) * P
         gbase = int(fp[FP.filter_base]) + int(fp[FP.out_offset]) * rs + int(fp[FP.in_offset]) * P

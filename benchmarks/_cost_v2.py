@@ -287,34 +287,12 @@ class V2(DirectForward, V1):
 
     def adjoint_block(self, p, cfg, f: int, y: int, item: int) -> BlockCost:
         fp, T, blk = p.fieldpairs[f], cfg.block[0], p.blocks
-        b0, b1 = int(fp[FP.block_begin]), int(fp[FP.block_end])
         P, so, si = int(fp[FP.points]), int(fp[FP.out_size]), int(fp[FP.in_size])
         t, cp = y % cfg.tiles, y // cfg.tiles
-        r0 = (cp // cfg.passes) * cfg.rows
-        c = BlockCost(cp=2 * LAT_L1 + LAT_L2, instr=4 * 30)
-        if b0 == b1 or r0 >= so:
-            return c.add(cp=EARLY_EXIT - c.cp)
-        whole = cfg.rows >= so
-        cb0, cb1 = b0, b1
-        if not whole:
-            rows = blk[b0:b1, BLK.row]
-            cb0 = b0 + int(np.searchsorted(rows, r0, "left"))
-            cb1 = b0 + int(np.searchsorted(rows, r0 + cfg.rows, "left"))
-            steps = 2 * math.ceil(math.log2(b1 - b0 + 1))
-            c.add(cp=steps * (LAT_L1 + 8), instr=4 * steps * 8, gwave=4 * steps)
-        if cb0 == cb1:
+        c, span = self._adjoint_span(fp, blk, cfg, cp)
+        if span is None:
             return c
-        woff = blk[cb0:cb1, BLK.weight_offset]
-        we = int(woff[-1] + blk[cb1 - 1, BLK.count])
-        j0 = int(woff[0]) + (cp % cfg.passes) * cfg.max_weights
-        if j0 >= we:
-            return c
-        nw = min(cfg.max_weights, we - j0)
-        rlo, rhi = 0, so
-        if not whole:
-            rlo = int(blk[cb0, BLK.row])
-            rhi = int((blk[cb0:cb1, BLK.row] + blk[cb0:cb1, BLK.d_out]).max())
-            c.add(cp=(cb1 - cb0) * 6 + LAT_L1, instr=4 * (cb1 - cb0) * 6)
+        cb0, cb1, woff, j0, nw, rlo, rhi, whole = span
         nr = rhi - rlo
         # stage 0: owner table, flat over the chunk's blocks
         cnt = blk[cb0:cb1, BLK.count]
