@@ -27,6 +27,8 @@ import numpy as np
 import pytest
 
 import cupysteer as cs
+from _nvrtc import compile_program, ptxas_report
+from _nvrtc import nvrtc_module as _nvrtc
 from cupysteer import r3
 from cupysteer.backends.kernel_source import (
     COMPILE_OPTIONS,
@@ -45,23 +47,6 @@ from cuda_emulation.harness import cuda_include_dirs
 ARCHS = (75, 80, 90)  # 75: the oldest architecture NVRTC 13 accepts
 REGISTER_BUDGET = 64
 OPTION_SETS = {"plain": (COMPILE_OPTIONS, False), "half": (HALF_OPTIONS, True)}
-
-
-def _nvrtc():
-    try:
-        from cuda.bindings import nvrtc
-        nvrtc.nvrtcVersion()
-    except Exception as exc:  # ImportError, or libnvrtc not found
-        pytest.skip(f"NVRTC unavailable ({type(exc).__name__}: {exc}); it comes with the test "
-                    f"extra: pip install -e '.[test]' (cuda-bindings, nvidia-cuda-nvrtc==13.0.*)")
-    return nvrtc
-
-
-def _check(nvrtc, result):
-    err, *rest = result
-    if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-        raise RuntimeError(f"NVRTC: {nvrtc.nvrtcGetErrorString(err)[1].decode()}")
-    return rest[0] if len(rest) == 1 else rest
 
 
 def cuda_include() -> str:
@@ -89,28 +74,12 @@ def nvrtc_compile(option_set: str, arch: int):
     """(log, {name expression: lowered name}, cubin bytes, seconds) of one NVRTC compile."""
     nvrtc = _nvrtc()
     options, half = OPTION_SETS[option_set]
-    names = all_name_expressions(half)
-    opts = [o.encode() for o in rawmodule_options(options, arch)]
     t0 = time.perf_counter()
-    prog = _check(nvrtc, nvrtc.nvrtcCreateProgram(kernel_source("expand.cu").encode(),
-                                                  b"expand.cu", 0, [], []))
-    try:
-        for n in names:
-            _check(nvrtc, nvrtc.nvrtcAddNameExpression(prog, n.encode()))
-        (err,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
-        size = _check(nvrtc, nvrtc.nvrtcGetProgramLogSize(prog))
-        buf = b" " * size
-        _check(nvrtc, nvrtc.nvrtcGetProgramLog(prog, buf))
-        log = buf.rstrip(b"\0 ").decode(errors="replace")
-        if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-            pytest.fail(f"NVRTC failed for sm_{arch} ({option_set}):\n{log}")
-        lowered = {n: _check(nvrtc, nvrtc.nvrtcGetLoweredName(prog, n.encode())).decode()
-                   for n in names}
-        size = _check(nvrtc, nvrtc.nvrtcGetCUBINSize(prog))
-        cubin = b" " * size
-        _check(nvrtc, nvrtc.nvrtcGetCUBIN(prog, cubin))
-    finally:
-        nvrtc.nvrtcDestroyProgram(prog)
+    log, lowered, cubin = compile_program(nvrtc, kernel_source("expand.cu"), "expand.cu",
+                                          all_name_expressions(half),
+                                          rawmodule_options(options, arch))
+    if lowered is None:
+        pytest.fail(f"NVRTC failed for sm_{arch} ({option_set}):\n{log}")
     return log, lowered, cubin, time.perf_counter() - t0
 
 
@@ -162,27 +131,6 @@ def test_name_expressions():
 
 
 # ---- resources -----------------------------------------------------------------------------------
-
-_ENTRY = re.compile(r"Compiling entry function '(\w+)' for 'sm_(\d+)'")
-_FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
-_USED = re.compile(r"Used (\d+) registers")
-_SMEM = re.compile(r"(\d+) bytes smem")
-
-
-def ptxas_report(log: str) -> dict:
-    """{mangled name: dict(regs, stack, spill_stores, spill_loads, smem)} from a -Xptxas=-v log."""
-    out, cur = {}, None
-    for line in log.splitlines():
-        if m := _ENTRY.search(line):
-            cur = out.setdefault(m[1], {"smem": 0})
-        elif cur is not None and (m := _FRAME.search(line)):
-            cur.update(stack=int(m[1]), spill_stores=int(m[2]), spill_loads=int(m[3]))
-        elif cur is not None and (m := _USED.search(line)):
-            cur["regs"] = int(m[1])
-            if s := _SMEM.search(line):
-                cur["smem"] = int(s[1])
-    return out
-
 
 def launch_bounds() -> dict:
     """{kernel template name: max threads per block} from the source's __launch_bounds__."""

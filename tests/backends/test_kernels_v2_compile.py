@@ -26,14 +26,14 @@ import sys
 import numpy as np
 import pytest
 from test_kernels_compile import (
-    _check,
-    _nvrtc,
-    ptxas_report,
     rawmodule_options,
     representative_3d_layers,
     representative_layers,
 )
 
+from _nvrtc import check as _check
+from _nvrtc import compile_program, ptxas_report
+from _nvrtc import nvrtc_module as _nvrtc
 from cupysteer.backends.kernel_source import (
     COMPILE_OPTIONS,
     HALF_OPTIONS,
@@ -77,25 +77,7 @@ def nvrtc_compile(option_set: str, arch: int):
     src = kernel_source("expand_v2.cu")
 
     def run():
-        prog = _check(nvrtc, nvrtc.nvrtcCreateProgram(src.encode(), b"expand_v2.cu", 0, [], []))
-        try:
-            for n in names:
-                _check(nvrtc, nvrtc.nvrtcAddNameExpression(prog, n.encode()))
-            bopts = [o.encode() for o in opts]
-            (err,) = nvrtc.nvrtcCompileProgram(prog, len(bopts), bopts)
-            size = _check(nvrtc, nvrtc.nvrtcGetProgramLogSize(prog))
-            buf = b" " * size
-            _check(nvrtc, nvrtc.nvrtcGetProgramLog(prog, buf))
-            log = buf.rstrip(b"\0 ").decode(errors="replace")
-            if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-                return log, None, None
-            lowered = {n: _check(nvrtc, nvrtc.nvrtcGetLoweredName(prog, n.encode())).decode()
-                       for n in names}
-            cubin = b" " * _check(nvrtc, nvrtc.nvrtcGetCUBINSize(prog))
-            _check(nvrtc, nvrtc.nvrtcGetCUBIN(prog, cubin))
-            return log, lowered, cubin
-        finally:
-            nvrtc.nvrtcDestroyProgram(prog)
+        return compile_program(nvrtc, src, "expand_v2.cu", names, opts)
 
     version = ".".join(map(str, _check(nvrtc, nvrtc.nvrtcVersion())))
     log, lowered, cubin = _cached("nvrtc-v2", [src, *opts, *names, version], run)

@@ -22,6 +22,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
+from _nvrtc import compile_program, nvrtc_module, ptxas_report
 from cupysteer.backends.kernel_source import kernel_dir
 from cupysteer.backends.point_cupy import (
     BLOCK_COLUMNS,
@@ -48,23 +49,6 @@ def budget(name: str) -> tuple[int, int]:
     return (REGISTER_BUDGET_2D, STACK_BUDGET_2D) if "_2d" in name else (REGISTER_BUDGET, 0)
 
 
-def _nvrtc():
-    try:
-        from cuda.bindings import nvrtc
-        nvrtc.nvrtcVersion()
-    except Exception as exc:  # ImportError, or libnvrtc not found
-        pytest.skip(f"NVRTC unavailable ({type(exc).__name__}: {exc}); it comes with the test "
-                    f"extra: pip install -e '.[test]' (cuda-bindings, nvidia-cuda-nvrtc==13.0.*)")
-    return nvrtc
-
-
-def _ok(nvrtc, result):
-    err, *rest = result
-    if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-        raise RuntimeError(f"NVRTC: {nvrtc.nvrtcGetErrorString(err)[1].decode()}")
-    return rest[0] if len(rest) == 1 else rest
-
-
 def _options(arch: int) -> list[str]:
     dirs = cuda_include_dirs()
     inc = [f"-I{dirs[0]}"] if dirs else []
@@ -76,49 +60,11 @@ def _options(arch: int) -> list[str]:
 @lru_cache(maxsize=None)
 def nvrtc_compile(arch: int):
     """(log, {name expression: lowered name}, cubin) of one NVRTC compile."""
-    nvrtc = _nvrtc()
-    names = point_name_expressions()
-    opts = [o.encode() for o in _options(arch)]
-    prog = _ok(nvrtc, nvrtc.nvrtcCreateProgram(point_source().encode(), b"point_conv.cu", 0,
-                                               [], []))
-    try:
-        for n in names:
-            _ok(nvrtc, nvrtc.nvrtcAddNameExpression(prog, n.encode()))
-        (err,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
-        size = _ok(nvrtc, nvrtc.nvrtcGetProgramLogSize(prog))
-        buf = b" " * size
-        _ok(nvrtc, nvrtc.nvrtcGetProgramLog(prog, buf))
-        log = buf.rstrip(b"\0 ").decode(errors="replace")
-        if err != nvrtc.nvrtcResult.NVRTC_SUCCESS:
-            pytest.fail(f"NVRTC failed for sm_{arch}:\n{log}")
-        lowered = {n: _ok(nvrtc, nvrtc.nvrtcGetLoweredName(prog, n.encode())).decode()
-                   for n in names}
-        cubin = b" " * _ok(nvrtc, nvrtc.nvrtcGetCUBINSize(prog))
-        _ok(nvrtc, nvrtc.nvrtcGetCUBIN(prog, cubin))
-    finally:
-        nvrtc.nvrtcDestroyProgram(prog)
+    log, lowered, cubin = compile_program(nvrtc_module(), point_source(), "point_conv.cu",
+                                          point_name_expressions(), _options(arch))
+    if lowered is None:
+        pytest.fail(f"NVRTC failed for sm_{arch}:\n{log}")
     return log, lowered, cubin
-
-
-_ENTRY = re.compile(r"Compiling entry function '(\w+)' for 'sm_(\d+)'")
-_FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
-_USED = re.compile(r"Used (\d+) registers")
-_SMEM = re.compile(r"(\d+) bytes smem")
-
-
-def ptxas_report(log: str) -> dict:
-    """{mangled name: dict(regs, stack, spill_stores, spill_loads, smem)} of a -v log."""
-    out, cur = {}, None
-    for line in log.splitlines():
-        if m := _ENTRY.search(line):
-            cur = out.setdefault(m[1], {"smem": 0})
-        elif cur is not None and (m := _FRAME.search(line)):
-            cur.update(stack=int(m[1]), spill_stores=int(m[2]), spill_loads=int(m[3]))
-        elif cur is not None and (m := _USED.search(line)):
-            cur["regs"] = int(m[1])
-            if s := _SMEM.search(line):
-                cur["smem"] = int(s[1])
-    return out
 
 
 def test_source_has_generated_column_defines():
